@@ -1,0 +1,41 @@
+# make run   - the whole stack in the foreground (gateway on 127.0.0.1:$CRM_HTTP_PORT, default 8000)
+# make test  - the same set-up, then every test
+# make bench - benchmarks; prints figures
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv infra run test unit lint bench clean
+
+all: venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+infra:
+	scripts/infra.sh up
+
+run: venv
+	scripts/run.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q
+
+test: venv infra
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+bench: venv infra
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,239 @@
+"""A JSON API on top of nameko's HTTP entrypoint.
+
+Nameko answers text/plain, HTML 404/405 and leaks exception text in 500s.
+Here every answer is JSON in the error shape of API.md, CORS is handled for
+browser clients, bodies are capped, and routes carry the metadata the OpenAPI
+document is generated from.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import eventlet
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.wrappers import Request, Response
+
+from services.common import config
+from services.common.errors import BadRequest, CrmError, Forbidden, Invalid
+from services.common.validation import field_errors
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def dumps(payload) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def json_response(status: int, payload, headers: dict | None = None) -> Response:
+    if payload is None and status == 204:
+        return Response(status=204, headers=headers)
+    return Response(dumps(payload), status=status, headers=headers, content_type=JSON_TYPE)
+
+
+def error_response(status: int, code: str, message: str, headers=None, **extra) -> Response:
+    return json_response(status, {"error": code, "message": message, **extra}, headers)
+
+
+class ServiceUnavailable(CrmError):
+    status = 503
+
+
+class PayloadTooLarge(CrmError):
+    status = 413
+
+
+def cors_origin(request_origin: str | None) -> str | None:
+    if not request_origin:
+        return None
+    allowed = [o.strip() for o in str(config.get("CORS_ORIGINS", "*")).split(",") if o.strip()]
+    if "*" in allowed:
+        return "*"
+    return request_origin if request_origin in allowed else None
+
+
+CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+CORS_ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+class ApiWsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        origin = cors_origin(request.headers.get("Origin"))
+        adapter = self.url_map.bind_to_environ(environ)
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            response = Response(status=204)
+        else:
+            try:
+                provider, values = adapter.match()
+                request.path_values = values
+                response = provider.handle_request(request)
+            except MethodNotAllowed as exc:
+                response = error_response(
+                    405, "method_not_allowed",
+                    f"{request.method} is not allowed on {request.path}",
+                    headers={"Allow": ", ".join(sorted(exc.valid_methods or []))},
+                )
+            except RouteNotFound:
+                response = error_response(404, "not_found", f"no such endpoint: {request.path}")
+            except HTTPException as exc:  # pragma: no cover - other routing errors
+                response = error_response(exc.code or 400, "bad_request", exc.description or "")
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
+                response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response(environ, start_response)
+
+
+class ApiServer(WebServer):
+    def get_wsgi_app(self):
+        return ApiWsgiApp(self)
+
+
+class ApiHandler(HttpRequestHandler):
+    server = ApiServer()
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        status, payload = result
+        return json_response(status, payload)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, CrmError):
+            headers = None
+            if exc.status == 401:
+                headers = {"WWW-Authenticate": "Bearer"}
+            if exc.status == 429 and "retry_after_seconds" in exc.details:
+                headers = {"Retry-After": str(exc.details["retry_after_seconds"])}
+            return json_response(exc.status, exc.body(), headers)
+        if isinstance(exc, eventlet.Timeout):
+            return error_response(503, "service_unavailable", "a service did not answer in time")
+        request_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s", request_id, exc_info=(type(exc), exc, exc.__traceback__))
+        return error_response(500, "internal_error", "internal error", request_id=request_id)
+
+
+api = ApiHandler.decorator
+
+
+@dataclass
+class RouteMeta:
+    method: str
+    path: str  # API.md style: /api/customers/{id}
+    summary: str
+    roles: tuple[str, ...] | None
+    public: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: object | None
+    status: int
+    tag: str
+    path_params: list[str] = field(default_factory=list)
+
+
+ROUTES: list[RouteMeta] = []
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class Call:
+    """What a route handler receives about the request besides its body."""
+
+    user: object  # services.common.auth.Principal, or None on public routes
+    request: Request
+
+    @property
+    def actor(self) -> dict | None:
+        return self.user.as_dict() if self.user else None
+
+
+def read_body(request: Request) -> bytes:
+    limit = int(config.get("MAX_BODY_BYTES", 1048576))
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge("payload_too_large", f"the body is larger than {limit} bytes")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge("payload_too_large", f"the body is larger than {limit} bytes")
+    return data
+
+
+def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    raw = read_body(request)
+    if not raw.strip():
+        raise BadRequest("malformed_json", "a JSON body is required")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise BadRequest("malformed_json", "the body is not valid JSON") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+            raise BadRequest("malformed_json", "the body must be a JSON object") from None
+        raise Invalid.fields(field_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    params = {k: v for k, v in request.args.items()}
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise Invalid.fields(field_errors(exc), "some query parameters are invalid") from None
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    roles: tuple[str, ...] | None = None,
+    public: bool = False,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response=None,
+    status: int = 200,
+    tag: str = "",
+):
+    """Declare an endpoint: authentication, role check, body and query
+    validation happen here, so a handler only translates and delegates."""
+    from gateway.auth import authenticate
+
+    werkzeug_path = _PARAM.sub(r"<\1>", path)
+    meta = RouteMeta(method, path, summary, roles, public, body, query, response, status,
+                     tag or path.split("/")[2], _PARAM.findall(path))
+    ROUTES.append(meta)
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def handler(self, request, **path_values):
+            user = None if public else authenticate(request)
+            if roles and user.role not in roles:
+                raise Forbidden("forbidden", f"this needs the role: {' or '.join(roles)}")
+            kwargs = dict(path_values)
+            if body is not None:
+                kwargs["body"] = parse_body(request, body)
+            if query is not None:
+                kwargs["query"] = parse_query(request, query)
+            result = fn(self, Call(user, request), **kwargs)
+            if isinstance(result, Response):
+                return result
+            return status, result
+
+        return api(method, werkzeug_path)(handler)
+
+    return decorate

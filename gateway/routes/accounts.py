@@ -1,0 +1,45 @@
+"""/api/auth, /api/users, /api/teams."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from gateway.http import Call, route
+from services.accounts import schemas
+from services.common.schemas import Page
+
+
+class UserList(BaseModel):
+    items: list[schemas.User]
+    total: int
+
+
+class AccountsRoutes:
+    @route("POST", "/api/auth/login", public=True, body=schemas.LoginIn,
+           response=schemas.LoginOut, summary="Sign in; returns a token and the user")
+    def login(self, call: Call, body):
+        return self.accounts.login(body.model_dump())
+
+    @route("GET", "/api/users/me", response=schemas.User, summary="The signed-in user")
+    def me(self, call: Call):
+        return self.accounts.me(call.actor)
+
+    @route("POST", "/api/teams", roles=("admin",), body=schemas.TeamIn, response=schemas.Team,
+           status=201, summary="Create a team")
+    def create_team(self, call: Call, body):
+        return self.accounts.create_team(call.actor, body.model_dump())
+
+    @route("GET", "/api/teams", response=list[schemas.Team], summary="All teams")
+    def list_teams(self, call: Call):
+        return self.accounts.list_teams(call.actor)
+
+    @route("POST", "/api/users", roles=("admin", "manager"), body=schemas.UserIn,
+           response=schemas.User, status=201,
+           summary="Create a user (an admin anyone; a manager reps of his team)")
+    def create_user(self, call: Call, body):
+        return self.accounts.create_user(call.actor, body.model_dump())
+
+    @route("GET", "/api/users", roles=("admin", "manager"), query=Page, response=UserList,
+           summary="Users: a manager sees his team, an admin all")
+    def list_users(self, call: Call, query):
+        return self.accounts.list_users(call.actor, query.page, query.page_size)

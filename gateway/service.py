@@ -1,0 +1,49 @@
+"""gateway: HTTP -> RPC. Holds nothing persistent."""
+
+from __future__ import annotations
+
+import eventlet
+
+from gateway import openapi
+from gateway.http import Call, json_response, route
+from gateway.routes.accounts import AccountsRoutes
+from gateway.rpc import TimedRpc
+
+# Every service /api/health asks; keep in step with docker-compose.yml and the Procfile.
+SERVICES = ("accounts",)
+HEALTH_TIMEOUT_SECONDS = 3
+
+
+class GatewayService(AccountsRoutes):
+    name = "gateway"
+
+    accounts = TimedRpc("accounts")
+
+    @route("GET", "/api/health", public=True, summary="Every service answers RPC?")
+    def health(self, call: Call):
+        def ask(service):
+            try:
+                with eventlet.Timeout(HEALTH_TIMEOUT_SECONDS):
+                    return service, getattr(self, service).health()
+            except BaseException:  # noqa: BLE001 - any failure means "down"
+                return service, "unavailable"
+
+        pool = eventlet.GreenPool(len(SERVICES))
+        services = dict(pool.imap(ask, SERVICES))
+        ok = all(v == "ok" for v in services.values())
+        return json_response(200 if ok else 503,
+                             {"status": "ok" if ok else "degraded", "services": services})
+
+    @route("GET", "/api/openapi.json", public=True, summary="This document")
+    def openapi_document(self, call: Call):
+        if not hasattr(GatewayService, "_openapi"):
+            GatewayService._openapi = openapi.build()
+        return GatewayService._openapi
+
+    @route("GET", "/api/echo", public=True, summary="A plain answer without RPC (benchmarks)")
+    def echo(self, call: Call):
+        return {"ok": True}
+
+    @route("GET", "/api/ping", public=True, summary="One RPC round trip (benchmarks)")
+    def ping(self, call: Call):
+        return {"echo": self.accounts.echo("pong")}

@@ -1,0 +1,60 @@
+"""Accounts rules as plain functions: who may create or see whom, login throttling."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from services.common.auth import Principal
+from services.common.errors import Forbidden, Invalid
+
+MAX_LOCK_SECONDS = 15 * 60
+
+
+def check_may_create_user(actor: Principal, role: str, team_id: str | None) -> None:
+    """An admin creates anyone; a manager only reps of his own team."""
+    if actor.role == "admin":
+        if role in ("rep", "manager") and not team_id:
+            raise Invalid.fields({"team_id": "a rep or a manager belongs to a team"})
+        return
+    if actor.role == "manager":
+        if role != "rep":
+            raise Forbidden("forbidden", "a manager can create reps only")
+        if team_id is not None and team_id != actor.team_id:
+            raise Forbidden("forbidden", "a manager can create reps of his own team only")
+        return
+    raise Forbidden("forbidden", "a rep cannot create users")
+
+
+def user_list_scope(actor: Principal) -> dict:
+    """The filter of the users an actor may list."""
+    if actor.role == "admin":
+        return {}
+    if actor.role == "manager":
+        return {"team_id": actor.team_id}
+    raise Forbidden("forbidden", "only managers and admins list users")
+
+
+def may_see_user(actor: Principal, user: dict) -> bool:
+    if actor.role == "admin" or actor.id == user["id"]:
+        return True
+    return actor.role == "manager" and user.get("team_id") == actor.team_id
+
+
+def lock_seconds(consecutive_failures: int, free_failures: int) -> int:
+    """After `free_failures` wrong passwords in a row, each further one locks
+    the user out for twice as long as the last (1 s, 2 s, 4 s ... 15 min)."""
+    over = consecutive_failures - free_failures
+    if over <= 0:
+        return 0
+    return min(2 ** (over - 1), MAX_LOCK_SECONDS)
+
+
+def locked_for(locked_until: datetime | None, now: datetime) -> float:
+    if locked_until is None or locked_until <= now:
+        return 0.0
+    return (locked_until - now).total_seconds()
+
+
+def next_lock(consecutive_failures: int, free_failures: int, now: datetime) -> datetime | None:
+    seconds = lock_seconds(consecutive_failures, free_failures)
+    return now + timedelta(seconds=seconds) if seconds else None

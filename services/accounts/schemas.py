@@ -1,0 +1,55 @@
+"""Accounts request and response shapes: they validate and they document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from services.common.schemas import DEFAULT_TIMEZONE, Id, Name, Phone, Strict, Timezone
+
+Role = Literal["rep", "manager", "admin"]
+Username = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=40, pattern=r"^[\w.@-]+$", to_lower=True),
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256, strip_whitespace=False)]
+
+
+class LoginIn(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=40, to_lower=True)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
+
+
+class TeamIn(Strict):
+    name: Name
+
+
+class UserIn(Strict):
+    username: Username
+    password: Password
+    name: Name
+    role: Role
+    team_id: Id | None = None
+    phone: Phone | None = None
+    timezone: Timezone = DEFAULT_TIMEZONE
+
+
+class Team(BaseModel):
+    id: str
+    name: str
+
+
+class User(BaseModel):
+    id: str
+    username: str
+    name: str
+    role: Role
+    team_id: str | None
+    phone: str | None
+    timezone: str = Field(DEFAULT_TIMEZONE)
+
+
+class LoginOut(BaseModel):
+    token: str
+    user: User

@@ -1,0 +1,98 @@
+"""The accounts database: users and teams."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from services.common.ids import new_id
+
+PUBLIC_USER_FIELDS = ("username", "name", "role", "team_id", "phone", "timezone")
+
+
+def ensure_indexes(db: Database) -> None:
+    db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
+    db.users.create_index([("team_id", ASCENDING)], name="team")
+
+
+def public_user(doc: dict) -> dict:
+    return {"id": doc["_id"], **{k: doc.get(k) for k in PUBLIC_USER_FIELDS}}
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+def insert_user(db: Database, fields: dict, password_hash: str, now: datetime) -> dict:
+    doc = {
+        "_id": new_id(),
+        **fields,
+        "password_hash": password_hash,
+        "created_at": now,
+        "failed_logins": 0,
+        "locked_until": None,
+    }
+    try:
+        db.users.insert_one(doc)
+    except DuplicateKeyError:
+        raise UsernameTaken(fields["username"]) from None
+    return doc
+
+
+def count_users(db: Database) -> int:
+    return db.users.count_documents({}, limit=1)
+
+
+def find_user_by_username(db: Database, username: str) -> dict | None:
+    return db.users.find_one({"username": username})
+
+
+def find_user(db: Database, user_id: str) -> dict | None:
+    return db.users.find_one({"_id": user_id})
+
+
+def find_users(db: Database, ids: list[str]) -> list[dict]:
+    return list(db.users.find({"_id": {"$in": ids}}))
+
+
+def list_users(db: Database, scope: dict, skip: int, limit: int) -> tuple[list[dict], int]:
+    total = db.users.count_documents(scope)
+    docs = list(db.users.find(scope).sort("_id", ASCENDING).skip(skip).limit(limit))
+    return docs, total
+
+
+def record_failure(db: Database, user_id: str) -> int:
+    doc = db.users.find_one_and_update(
+        {"_id": user_id},
+        {"$inc": {"failed_logins": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc["failed_logins"] if doc else 0
+
+
+def set_lock(db: Database, user_id: str, until: datetime | None) -> None:
+    db.users.update_one({"_id": user_id}, {"$set": {"locked_until": until}})
+
+
+def record_success(db: Database, user_id: str, new_hash: str | None = None) -> None:
+    update = {"failed_logins": 0, "locked_until": None}
+    if new_hash:
+        update["password_hash"] = new_hash
+    db.users.update_one({"_id": user_id}, {"$set": update})
+
+
+def insert_team(db: Database, name: str, now: datetime) -> dict:
+    doc = {"_id": new_id(), "name": name, "created_at": now}
+    db.teams.insert_one(doc)
+    return doc
+
+
+def find_team(db: Database, team_id: str) -> dict | None:
+    return db.teams.find_one({"_id": team_id})
+
+
+def list_teams(db: Database) -> list[dict]:
+    return list(db.teams.find().sort("_id", ASCENDING))

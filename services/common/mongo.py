@@ -1,0 +1,64 @@
+"""The MongoDB dependency: one client per service container, closed on stop.
+
+The database is named after the service (with the configured prefix), so no
+service can reach another's data by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from nameko.extensions import DependencyProvider
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from services.common import config
+
+log = logging.getLogger(__name__)
+
+
+def make_client(uri: str | None = None) -> MongoClient:
+    return MongoClient(
+        uri or config.get("MONGO_URI", "mongodb://127.0.0.1:27017/"),
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        connect=False,
+        appname="salescrm",
+    )
+
+
+class Mongo(DependencyProvider):
+    """Gives each worker the service's `Database`.
+
+    `setup_db` (e.g. a storage module's `ensure_indexes`) runs once at start,
+    before any entrypoint is served, so unique indexes exist before the first
+    write relies on them.
+    """
+
+    def __init__(self, setup_db: Callable[[Database], None] | None = None):
+        self.setup_db = setup_db
+        self.client: MongoClient | None = None
+        self.db: Database | None = None
+
+    def setup(self):
+        self.client = make_client()
+        self.db = self.client[config.db_name(self.container.service_name)]
+
+    def start(self):
+        if self.setup_db:
+            self.setup_db(self.db)
+
+    def stop(self):
+        self._close()
+
+    def kill(self):
+        self._close()
+
+    def _close(self):
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def get_dependency(self, worker_ctx) -> Database:
+        return self.db
