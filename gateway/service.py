@@ -7,17 +7,28 @@ import eventlet
 from gateway import openapi
 from gateway.http import Call, json_response, route
 from gateway.routes.accounts import AccountsRoutes
+from gateway.routes.customers import CustomersRoutes
+from gateway.routes.forecast import ForecastRoutes
+from gateway.routes.knowledge import KnowledgeRoutes
+from gateway.routes.schedule import ScheduleRoutes
 from gateway.rpc import TimedRpc
 
-# Every service /api/health asks; keep in step with docker-compose.yml and the Procfile.
-SERVICES = ("accounts",)
+# Every service /api/health asks; kept in step with the Procfile and
+# docker-compose.yml by tests/unit/test_layout.py.
+SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "forecast")
 HEALTH_TIMEOUT_SECONDS = 3
 
 
-class GatewayService(AccountsRoutes):
+class GatewayService(AccountsRoutes, CustomersRoutes, ScheduleRoutes, KnowledgeRoutes,
+                     ForecastRoutes):
     name = "gateway"
 
     accounts = TimedRpc("accounts")
+    customers = TimedRpc("customers")
+    scheduler = TimedRpc("scheduler")
+    notify = TimedRpc("notify")
+    knowledge = TimedRpc("knowledge")
+    forecast = TimedRpc("forecast")
 
     @route("GET", "/api/health", public=True, summary="Every service answers RPC?")
     def health(self, call: Call):
@@ -44,6 +55,6 @@ class GatewayService(AccountsRoutes):
     def echo(self, call: Call):
         return {"ok": True}
 
-    @route("GET", "/api/ping", public=True, summary="One RPC round trip (benchmarks)")
+    @route("GET", "/api/ping", public=True, summary="One trivial RPC round trip (benchmarks)")
     def ping(self, call: Call):
         return {"echo": self.accounts.echo("pong")}

@@ -43,3 +43,13 @@ class AccountsRoutes:
            summary="Users: a manager sees his team, an admin all")
     def list_users(self, call: Call, query):
         return self.accounts.list_users(call.actor, query.page, query.page_size)
+
+    @route("GET", "/api/settings/me", response=schemas.Settings,
+           summary="The signed-in user's settings (escalation, birthday lead, time zone)")
+    def get_settings(self, call: Call):
+        return self.accounts.get_settings(call.actor)
+
+    @route("PUT", "/api/settings/me", body=schemas.SettingsIn, response=schemas.Settings,
+           summary="Change the signed-in user's settings (any subset)")
+    def put_settings(self, call: Call, body):
+        return self.accounts.update_settings(call.actor, body.model_dump(exclude_none=True))

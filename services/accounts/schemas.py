@@ -35,6 +35,24 @@ class UserIn(Strict):
     timezone: Timezone = DEFAULT_TIMEZONE
 
 
+DEFAULT_ESCALATE_AFTER_MINUTES = 10
+DEFAULT_BIRTHDAY_LEAD_DAYS = 2
+
+
+class SettingsIn(Strict):
+    """Any subset; what is left out keeps its value."""
+
+    escalate_after_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, allow_inf_nan=False)
+    birthday_lead_days: int | None = Field(None, ge=0, le=365)
+    timezone: Timezone | None = None
+
+
+class Settings(BaseModel):
+    escalate_after_minutes: float = DEFAULT_ESCALATE_AFTER_MINUTES
+    birthday_lead_days: int = DEFAULT_BIRTHDAY_LEAD_DAYS
+    timezone: str = DEFAULT_TIMEZONE
+
+
 class Team(BaseModel):
     id: str
     name: str

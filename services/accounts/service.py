@@ -7,7 +7,6 @@ import secrets
 from datetime import timedelta
 
 from eventlet import tpool
-from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
 from services.accounts import domain, schemas, storage
@@ -30,7 +29,7 @@ from services.common.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from services.common.events import event
+from services.common.events import Dispatcher, event
 from services.common.mongo import Mongo
 from services.common.validation import parse
 
@@ -81,7 +80,7 @@ class AccountsService:
 
     db = Mongo(_setup)
     clock = Clock()
-    dispatch = EventDispatcher()
+    dispatch = Dispatcher()
 
     @rpc
     def health(self):
@@ -170,5 +169,24 @@ class AccountsService:
 
     @rpc
     def get_users(self, ids):
-        """Public user records by id, for other services (e.g. a phone for SMS)."""
-        return {d["_id"]: storage.public_user(d) for d in storage.find_users(self.db, list(ids))}
+        """Public user records with their settings, by id, for other services
+        (a phone and the escalation delay for SMS, a time zone for birthdays)."""
+        return {
+            d["_id"]: {**storage.public_user(d), "settings": storage.user_settings(d)}
+            for d in storage.find_users(self.db, list(ids))
+        }
+
+    @rpc
+    def get_settings(self, actor):
+        doc = storage.find_user(self.db, actor["id"])
+        if doc is None:
+            raise NotFound("not_found", "user not found")
+        return storage.user_settings(doc)
+
+    @rpc
+    def update_settings(self, actor, body):
+        data = parse(schemas.SettingsIn, body)
+        doc = storage.update_settings(self.db, actor["id"], data.model_dump(exclude_none=True))
+        if doc is None:
+            raise NotFound("not_found", "user not found")
+        return storage.user_settings(doc)

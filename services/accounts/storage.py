@@ -22,6 +22,26 @@ def public_user(doc: dict) -> dict:
     return {"id": doc["_id"], **{k: doc.get(k) for k in PUBLIC_USER_FIELDS}}
 
 
+def user_settings(doc: dict) -> dict:
+    stored = doc.get("settings") or {}
+    return {
+        "escalate_after_minutes": stored.get("escalate_after_minutes", 10),
+        "birthday_lead_days": stored.get("birthday_lead_days", 2),
+        "timezone": doc.get("timezone") or "Asia/Shanghai",
+    }
+
+
+def update_settings(db: Database, user_id: str, changes: dict) -> dict | None:
+    update = {}
+    for key, value in changes.items():
+        update["timezone" if key == "timezone" else f"settings.{key}"] = value
+    if not update:
+        return db.users.find_one({"_id": user_id})
+    return db.users.find_one_and_update(
+        {"_id": user_id}, {"$set": update}, return_document=ReturnDocument.AFTER
+    )
+
+
 class UsernameTaken(Exception):
     pass
 

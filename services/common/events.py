@@ -5,18 +5,24 @@
 - A handler that fails is retried, never acked away: `handles()` wraps
   nameko's `event_handler` with `requeue_on_error=True` and a short pause
   before the message goes back, so a failing handler does not spin the CPU.
-- The queue of every subscriber is durable (`reliable_delivery`), so events
-  published while the subscriber is down wait for it.
+- Nameko drops an event published before its subscriber's queue exists.
+  `SUBSCRIPTIONS` below is the one map of who listens to what; the emitting
+  service's `Dispatcher` declares every subscriber's durable queue before it
+  publishes, so an event waits for a subscriber that has never run yet.
+  A handler is named `on_<event_in_snake_case>`; `handles()` checks it.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import uuid
 
 import eventlet
-from nameko.events import SERVICE_POOL, event_handler
+from kombu import Queue
+from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.standalone.events import get_event_exchange
 
 from services.common import clock
 
@@ -24,13 +30,60 @@ log = logging.getLogger(__name__)
 
 REQUEUE_PAUSE_SECONDS = 1.0
 
+# (source service, event type) -> the services that handle it.
+SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("accounts", "UserCreated"): (),
+    ("customers", "CustomerCreated"): ("scheduler", "forecast"),
+    ("customers", "CustomerAmended"): ("scheduler", "forecast"),
+    ("customers", "StageChanged"): ("forecast",),
+    ("customers", "StagesChanged"): ("forecast",),
+    ("customers", "OwnerChanged"): ("scheduler", "notify", "forecast"),
+    ("customers", "AlarmRaised"): ("notify",),
+    ("customers", "AlarmResolved"): ("knowledge", "notify"),
+    ("customers", "DisputeFiled"): ("notify",),
+    ("customers", "CustomerAbandoned"): ("scheduler", "forecast"),
+    ("knowledge", "AnswerPosted"): ("notify",),
+    ("knowledge", "AnswerAccepted"): ("notify",),
+    ("scheduler", "ReminderDue"): ("notify",),
+    ("notify", "NotificationAcknowledged"): ("scheduler",),
+}
+
+
+def handler_name(event_type: str) -> str:
+    return "on_" + re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
+
+
+def queue_name(source: str, event_type: str, subscriber: str) -> str:
+    # nameko's own naming for a SERVICE_POOL handler's queue
+    return f"evt-{source}-{event_type}--{subscriber}.{handler_name(event_type)}"
+
 
 def event(**ids) -> dict:
     return {"event_id": str(uuid.uuid4()), "occurred_at": clock.iso(clock.now()), **ids}
 
 
+class Dispatcher(EventDispatcher):
+    """An EventDispatcher that declares its subscribers' queues first."""
+
+    def setup(self):
+        source = self.container.service_name
+        exchange = get_event_exchange(source)
+        for (src, event_type), subscribers in SUBSCRIPTIONS.items():
+            if src != source:
+                continue
+            for subscriber in subscribers:
+                self.declare.append(Queue(
+                    queue_name(src, event_type, subscriber), exchange=exchange,
+                    routing_key=event_type, durable=True, auto_delete=False,
+                ))
+        super().setup()
+
+
 def handles(source_service: str, event_type: str):
     def decorate(fn):
+        if fn.__name__ != handler_name(event_type):
+            raise TypeError(f"a handler of {event_type} is named {handler_name(event_type)}")
+
         @functools.wraps(fn)
         def wrapper(self, payload):
             try:

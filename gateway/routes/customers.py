@@ -1,0 +1,7 @@
+"""Routes of the customers part of API.md."""
+
+from __future__ import annotations
+
+
+class CustomersRoutes:
+    pass

@@ -1,0 +1,7 @@
+"""Routes of the schedule part of API.md."""
+
+from __future__ import annotations
+
+
+class ScheduleRoutes:
+    pass

@@ -1,0 +1,18 @@
+"""notify: see ARCHITECTURE.md "Services"."""
+
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from services.common.mongo import Mongo
+
+
+class NotifyService:
+    name = "notify"
+
+    db = Mongo()
+
+    @rpc
+    def health(self):
+        self.db.command("ping")
+        return "ok"
