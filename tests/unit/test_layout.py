@@ -1,0 +1,76 @@
+"""The launcher, the compose file, the gateway's health list and the event map
+all name the same services, and those services exist in the code."""
+
+import importlib
+import re
+from pathlib import Path
+
+import yaml
+
+from gateway.service import SERVICES
+from services.common.events import SUBSCRIPTIONS, handler_name
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = {"rabbitmq", "mongo"}
+
+
+def procfile_targets() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip():
+            name, cmd = line.split(":", 1)
+            out[name.strip()] = re.search(r"(\S+:\w+)\s*$", cmd).group(1)
+    return out
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_parses_and_names_exactly_the_services_in_the_code():
+    doc = compose()
+    services = doc["services"]
+    assert set(services) - INFRA == set(procfile_targets())
+    assert services["mongo"]["image"].startswith("mongo:7")
+    assert "management" in services["rabbitmq"]["image"]
+    for name in set(services) - INFRA:
+        env = services[name]["environment"]
+        assert env["CRM_SERVICE"] == procfile_targets()[name]
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["mongo"]["condition"] == "service_healthy"
+    for infra in INFRA:
+        assert "healthcheck" in services[infra]
+
+
+def test_every_launched_target_is_a_nameko_service_of_that_name():
+    for name, target in procfile_targets().items():
+        module, cls = target.split(":")
+        service = getattr(importlib.import_module(module), cls)
+        assert service.name == name
+
+
+def test_health_asks_every_service_but_the_gateway():
+    assert set(SERVICES) == set(procfile_targets()) - {"gateway"}
+
+
+def test_every_subscription_has_its_handler_and_back():
+    targets = procfile_targets()
+    classes = {n: getattr(importlib.import_module(t.split(":")[0]), t.split(":")[1])
+               for n, t in targets.items()}
+    from nameko.events import EventHandler
+
+    declared = set()
+    for (source, event_type), subscribers in SUBSCRIPTIONS.items():
+        assert source in classes
+        for sub in subscribers:
+            declared.add((sub, source, event_type))
+    found = set()
+    for name, cls in classes.items():
+        for attr in dir(cls):
+            for ext in getattr(getattr(cls, attr), "nameko_entrypoints", ()):
+                if isinstance(ext, EventHandler):
+                    assert attr == handler_name(ext.event_type)
+                    found.add((name, ext.source_service, ext.event_type))
+    # every handler in the code is declared (so its queue exists before the
+    # first event); a declared one not yet written only costs an idle queue
+    assert found <= declared, found - declared
