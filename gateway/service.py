@@ -9,6 +9,7 @@ from gateway.http import Call, json_response, route
 from gateway.routes.accounts import AccountsRoutes
 from gateway.routes.customers import CustomersRoutes
 from gateway.routes.forecast import ForecastRoutes
+from gateway.routes.integrity import IntegrityRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
 from gateway.routes.schedule import ScheduleRoutes
 from gateway.rpc import TimedRpc
@@ -19,8 +20,8 @@ SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "foreca
 HEALTH_TIMEOUT_SECONDS = 3
 
 
-class GatewayService(AccountsRoutes, CustomersRoutes, ScheduleRoutes, KnowledgeRoutes,
-                     ForecastRoutes):
+class GatewayService(AccountsRoutes, CustomersRoutes, IntegrityRoutes, ScheduleRoutes,
+                     KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
 
     accounts = TimedRpc("accounts")
