@@ -212,3 +212,24 @@ def test_make_run_stops_every_process_within_10s(sig, group):
     took, left = s.stop(sig, group=group)
     assert not left, f"still running after {sig.name}: {left}"
     assert took < 10, took
+
+
+def test_settings_defaults_and_changes(api, make_user, team):
+    user = make_user("rep", team["id"], "周杰")
+    r = api.get("/api/settings/me", user.token)
+    assert r.json() == {"escalate_after_minutes": 10, "birthday_lead_days": 2,
+                        "timezone": "Asia/Shanghai"}
+    r = api.put("/api/settings/me", user.token, json={"escalate_after_minutes": 0.5})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"escalate_after_minutes": 0.5, "birthday_lead_days": 2,
+                        "timezone": "Asia/Shanghai"}
+    r = api.put("/api/settings/me", user.token,
+                json={"birthday_lead_days": 5, "timezone": "America/New_York"})
+    assert r.json()["birthday_lead_days"] == 5
+    assert api.get("/api/users/me", user.token).json()["timezone"] == "America/New_York"
+    body = assert_error(api.put("/api/settings/me", user.token, json={
+        "escalate_after_minutes": -1, "birthday_lead_days": "2", "timezone": "America"}), 422)
+    assert set(body["fields"]) == {"escalate_after_minutes", "birthday_lead_days", "timezone"}
+    # nothing half-written by the refused request
+    assert api.get("/api/settings/me", user.token).json()["escalate_after_minutes"] == 0.5
+    assert_error(api.get("/api/settings/me"), 401)
