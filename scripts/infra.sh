@@ -73,7 +73,7 @@ start_rabbit() {
   fi
   # The management API is what nameko's test fixtures use to make a vhost per test.
   for _ in $(seq 1 120); do
-    curl -fsS -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1 && return 0
+    python3 -c 'import base64, urllib.request as u; r = u.Request("http://127.0.0.1:15672/api/overview", headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}); u.urlopen(r, timeout=2)' >/dev/null 2>&1 && return 0
     sleep 0.5
   done
   log "rabbitmq management API did not answer"; return 1
