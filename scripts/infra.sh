@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="${CRM_DATA_DIR:-$ROOT/.data}"
 FERRETDB_VERSION="v1.24.2"
-FERRETDB_BIN="$DATA/bin/ferretdb"
+# The suffix names the patch level: a changed patch builds (and runs) a new binary.
+FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm1"
 MONGO_PORT="${CRM_MONGO_PORT:-27017}"
 FERRET_DEBUG_PORT="${CRM_FERRETDB_DEBUG_PORT:-8088}"
 export DO_NOT_TRACK=1
@@ -91,6 +92,22 @@ install_ferret() {
     cp -r "$src/." "$work/"
     chmod -R u+w "$work"
     echo "$FERRETDB_VERSION" >"$work/build/version/version.txt"
+    # Make findAndModify and update atomic per document, as on MongoDB
+    # (scripts/ferretdb/crm_atomic.go says why).
+    cp "$ROOT/scripts/ferretdb/crm_atomic.go" "$work/internal/handler/"
+    python3 - "$work/internal/handler" <<'PY'
+import sys, pathlib
+d = pathlib.Path(sys.argv[1])
+def patch(name, anchor, lock):
+    f = d / name
+    s = f.read_text()
+    assert s.count(anchor) == 1, (name, anchor)
+    f.write_text(s.replace(anchor, lock + anchor))
+patch("msg_findandmodify.go", "\tvar qp backends.QueryParams\n",
+      "\tunlock := lockCollection(params.DB, params.Collection)\n\tdefer unlock()\n\n")
+patch("msg_update.go", "\tfor _, u := range params.Updates {\n",
+      "\tunlock := lockCollection(params.DB, params.Collection)\n\tdefer unlock()\n\n")
+PY
     (cd "$work" && go build -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
     mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
     rm -rf "$work"
@@ -99,7 +116,13 @@ install_ferret() {
 
 start_ferret() {
   install_ferret
-  if ferret_up; then log "ferretdb already running"; return 0; fi
+  if ferret_up; then
+    if [ "$(cat "$DATA/ferretdb.bin" 2>/dev/null)" = "$FERRETDB_BIN" ]; then
+      log "ferretdb already running"; return 0
+    fi
+    log "ferretdb is running an older build: restarting it"
+    stop_ferret
+  fi
   log "starting ferretdb on 127.0.0.1:$MONGO_PORT"
   mkdir -p "$DATA/ferretdb" "$DATA/log"
   nohup setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$DATA/ferretdb/" \
@@ -107,6 +130,7 @@ start_ferret() {
     --debug-addr="127.0.0.1:$FERRET_DEBUG_PORT" --telemetry=disable --log-level=warn \
     >"$DATA/log/ferretdb.log" 2>&1 </dev/null &
   echo $! >"$DATA/ferretdb.pid"
+  echo "$FERRETDB_BIN" >"$DATA/ferretdb.bin"
   for _ in $(seq 1 200); do ferret_up && return 0; sleep 0.1; done
   log "ferretdb did not answer a ping; see $DATA/log/ferretdb.log"; return 1
 }
