@@ -1,0 +1,357 @@
+"""Rules of a customer's life after it was entered (problem 4: 假报表), as
+pure functions: no database, no broker, no clock.
+
+- Records are immutable for reps: a rep never PATCHes or deletes; he asks for
+  an amendment that his manager approves. Managers and admins PATCH with a
+  reason. Nobody deletes.
+- A rep cannot drop a customer on his own: he raises a difficulty alarm
+  (困难报警); his manager resolves it with `continue`, `reassign` or
+  `abandon`; only an alarm resolved with `abandon` (for him, not yet used)
+  lets him abandon the customer to the public pool (公海).
+- Any rep may claim a pool customer; the storage makes the claim atomic.
+- A dispute (争单) goes to the rep whose contact has more decision power.
+
+Every check takes a `Principal` and plain documents, and raises the typed
+errors of services.common.errors (they cross RPC intact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from services.common.auth import Principal
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+
+ACTIVE = "active"
+POOL = "pool"
+
+# What an amendment or a PATCH may change (storage names). Stage, owner and
+# status have their own audited paths (stage change, alarm, claim, dispute).
+EDITABLE_FIELDS = (
+    "company_name", "credit_code", "phones", "emails", "address", "industry", "contacts",
+    "birthday", "birthday_label", "birthday_kind", "expected_value_fen", "referred_by",
+)
+# The fields the duplicate guard keys on: changing one re-runs the guard.
+KEY_FIELDS = ("company_name", "phones", "credit_code", "emails")
+
+# The fields of CustomerCreated repeated in CustomerAmended and OwnerChanged.
+SNAPSHOT_FIELDS = ("company_name", "owner_id", "team_id", "stage", "expected_value_fen",
+                   "status", "birthday", "birthday_label", "birthday_kind")
+
+ALARM_OPEN = "open"
+ALARM_RESOLVED = "resolved"
+DECISIONS = ("continue", "reassign", "abandon")
+VERIFIED = ("real", "fake", "unchecked")
+
+AMENDMENT_PENDING = "pending"
+AMENDMENT_APPLYING = "applying"
+AMENDMENT_APPROVED = "approved"
+AMENDMENT_REJECTED = "rejected"
+
+DISPUTE_OPEN = "open"
+DISPUTE_RESOLVED = "resolved"
+
+
+# ---------------------------------------------------------------- visibility
+
+def is_owner(actor: Principal, customer: Mapping) -> bool:
+    return customer.get("owner_id") is not None and customer.get("owner_id") == actor.id
+
+
+def is_team_manager(actor: Principal, team_id: str | None) -> bool:
+    return actor.role == "manager" and team_id is not None and actor.team_id == team_id
+
+
+def may_see(actor: Principal, customer: Mapping) -> bool:
+    """An admin sees all; a manager his team's; a rep his own. A pool
+    customer is public (公海): every user sees it, or nobody could claim it."""
+    if actor.role == "admin" or customer.get("status") == POOL:
+        return True
+    return is_owner(actor, customer) or is_team_manager(actor, customer.get("team_id"))
+
+
+def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
+    if customer is None or not may_see(actor, customer):
+        raise NotFound("not_found", "customer not found")
+    return customer
+
+
+def may_supervise(actor: Principal, team_id: str | None) -> bool:
+    """The owner's manager, or an admin."""
+    return actor.role == "admin" or is_team_manager(actor, team_id)
+
+
+# ------------------------------------------------------ immutability, PATCH
+
+def check_may_patch(actor: Principal, customer: Mapping | None) -> Mapping:
+    if actor.role == "rep":
+        raise Forbidden("records_are_immutable",
+                        "a rep cannot change a customer record; ask for an amendment")
+    check_visible(actor, customer)
+    if not may_supervise(actor, customer.get("team_id")):
+        raise Forbidden("forbidden", "only the owner's manager or an admin changes this customer")
+    return customer
+
+
+def refuse_delete(actor: Principal) -> None:
+    """Nothing is ever deleted: a customer is abandoned to the pool instead."""
+    raise Forbidden("records_are_immutable",
+                    "customers are never deleted; raise a difficulty alarm to give one up")
+
+
+def check_may_amend(actor: Principal, customer: Mapping | None) -> Mapping:
+    check_visible(actor, customer)
+    if not is_owner(actor, customer):
+        if actor.role in ("manager", "admin"):
+            raise Forbidden("forbidden", "only the owner asks for an amendment; "
+                                         "a manager or an admin changes the record directly")
+        raise Forbidden("forbidden", "only the owner asks for an amendment")
+    return customer
+
+
+def check_may_decide_amendment(actor: Principal, customer: Mapping | None) -> Mapping:
+    """The owner's manager or an admin approves or rejects."""
+    if actor.role == "rep":
+        raise Forbidden("forbidden", "only the owner's manager or an admin decides an amendment")
+    if customer is None or not may_supervise(actor, customer.get("team_id")):
+        raise Forbidden("forbidden", "only the owner's manager or an admin decides this amendment")
+    return customer
+
+
+def check_amendment_pending(amendment: Mapping) -> None:
+    if amendment["status"] != AMENDMENT_PENDING:
+        raise Conflict("amendment_not_pending",
+                       f"the amendment is already {amendment['status']}",
+                       {"status": amendment["status"]})
+
+
+def _same(a, b) -> bool:
+    return a == b
+
+
+def diff(customer: Mapping, changes: Mapping) -> dict:
+    """{field: {before, after}} for each change that really changes the
+    record (a field set to its current value is no change)."""
+    out = {}
+    for name, value in changes.items():
+        if name not in EDITABLE_FIELDS:
+            raise Invalid.fields({f"changes.{name}": "cannot be changed here"})
+        before = customer.get(name)
+        if not _same(before, value):
+            out[name] = {"before": before, "after": value}
+    return out
+
+
+def require_changes(changes: Mapping) -> None:
+    if not changes:
+        raise Invalid.fields({"changes": "nothing would change"})
+
+
+def touches_keys(changes: Mapping) -> bool:
+    return any(name in KEY_FIELDS for name in changes)
+
+
+def apply_changes(customer: Mapping, changes: Mapping) -> dict:
+    """The record after the changes (a new dict)."""
+    return {**customer, **{k: v["after"] for k, v in changes.items()}}
+
+
+def before_after(changes: Mapping) -> tuple[dict, dict]:
+    """The audit entry's before and after of a diff."""
+    return ({k: v["before"] for k, v in changes.items()},
+            {k: v["after"] for k, v in changes.items()})
+
+
+def snapshot(customer: Mapping) -> dict:
+    return {k: customer.get(k) for k in SNAPSHOT_FIELDS}
+
+
+# ----------------------------------------------------------------- stages
+
+def check_may_change_stage(actor: Principal, customer: Mapping | None) -> Mapping:
+    check_visible(actor, customer)
+    if not is_owner(actor, customer):
+        raise Forbidden("forbidden", "only the owner moves a customer through the stages")
+    check_active(customer)
+    return customer
+
+
+def check_active(customer: Mapping) -> None:
+    if customer.get("status") != ACTIVE:
+        raise Conflict("not_active", "the customer is in the public pool; claim it first")
+
+
+# ------------------------------------------------------------------ alarms
+
+def check_may_raise_alarm(actor: Principal, customer: Mapping | None) -> Mapping:
+    check_visible(actor, customer)
+    if not is_owner(actor, customer):
+        raise Forbidden("forbidden", "only the owner raises a difficulty alarm")
+    check_active(customer)
+    return customer
+
+
+def check_may_resolve_alarm(actor: Principal, alarm: Mapping | None) -> Mapping:
+    if alarm is None:
+        raise NotFound("not_found", "alarm not found")
+    if not may_supervise(actor, alarm.get("team_id")):
+        if actor.role == "rep":
+            raise Forbidden("forbidden", "only the owner's manager or an admin resolves an alarm")
+        raise Forbidden("forbidden", "this alarm belongs to another team")
+    if alarm["status"] != ALARM_OPEN:
+        raise Conflict("alarm_not_open", "the alarm is already resolved")
+    return alarm
+
+
+def check_alarm_resolution(actor: Principal, alarm: Mapping, decision: str, verified: str,
+                           new_owner_id: str | None, new_owner: Mapping | None) -> None:
+    """`new_owner` is the user record of `new_owner_id` (None if unknown)."""
+    if decision not in DECISIONS:
+        raise Invalid.fields({"decision": f"must be one of {', '.join(DECISIONS)}"})
+    if verified not in VERIFIED:
+        raise Invalid.fields({"verified": f"must be one of {', '.join(VERIFIED)}"})
+    if decision != "reassign":
+        if new_owner_id is not None:
+            raise Invalid.fields({"new_owner_id": "only a reassignment names a new owner"})
+        return
+    if new_owner_id is None:
+        raise Invalid.fields({"new_owner_id": "a reassignment names the rep who takes over"})
+    if new_owner is None:
+        raise Invalid.fields({"new_owner_id": "no such user"})
+    if new_owner.get("role") != "rep":
+        raise Invalid.fields({"new_owner_id": "a customer is reassigned to a rep"})
+    if new_owner_id == alarm.get("owner_id"):
+        raise Invalid.fields({"new_owner_id": "is already the owner"})
+    if actor.role != "admin" and new_owner.get("team_id") != actor.team_id:
+        raise Invalid.fields({"new_owner_id": "a manager reassigns to a rep of his own team"})
+
+
+def check_may_abandon(actor: Principal, customer: Mapping | None,
+                      usable_alarm: Mapping | None) -> Mapping:
+    """Only the owner, and only with an alarm resolved `abandon` for him."""
+    check_visible(actor, customer)
+    if not is_owner(actor, customer):
+        raise Forbidden("forbidden", "only the owner abandons a customer")
+    check_active(customer)
+    if usable_alarm is None:
+        raise Conflict("alarm_required",
+                       "raise a difficulty alarm first; a customer is abandoned only after "
+                       "the manager resolved it with \"abandon\"")
+    return customer
+
+
+def abandon_alarm_filter(customer: Mapping, actor: Principal) -> dict:
+    """Which alarm entitles `actor` to abandon `customer` (the storage claims
+    it atomically so that one resolution is used once)."""
+    return {"customer_id": customer["_id"], "owner_id": actor.id, "status": ALARM_RESOLVED,
+            "decision": "abandon", "used_at": None}
+
+
+# -------------------------------------------------------------------- pool
+
+def check_may_claim(actor: Principal, customer: Mapping | None) -> Mapping:
+    if actor.role != "rep":
+        raise Forbidden("forbidden", "reps claim customers from the public pool")
+    if customer is None:
+        raise NotFound("not_found", "customer not found")
+    if customer.get("status") != POOL:
+        raise Conflict("not_in_pool", "the customer is not in the public pool")
+    return customer
+
+
+# ---------------------------------------------------------------- disputes
+
+def check_may_file_dispute(actor: Principal, customer: Mapping | None) -> Mapping:
+    if actor.role != "rep":
+        raise Forbidden("forbidden", "a rep who lost a claim files a dispute")
+    if customer is None:
+        raise NotFound("not_found", "customer not found")
+    if customer.get("status") == POOL:
+        raise Conflict("in_pool", "the customer is in the public pool; claim it instead")
+    if is_owner(actor, customer):
+        raise Conflict("already_owner", "you already own this customer")
+    return customer
+
+
+def check_may_resolve_dispute(actor: Principal, dispute: Mapping | None) -> Mapping:
+    """The manager of both reps, or an admin: a dispute between two teams
+    is not one team's manager's to settle."""
+    if dispute is None:
+        raise NotFound("not_found", "dispute not found")
+    if actor.role == "rep":
+        raise Forbidden("forbidden", "a manager or an admin resolves a dispute")
+    if actor.role == "manager":
+        teams = {dispute.get("team_id"), dispute.get("claimant_team_id")}
+        if teams != {actor.team_id}:
+            raise Forbidden("forbidden", "a dispute between two teams (or another team's) "
+                                         "is resolved by an admin")
+    if dispute["status"] != DISPUTE_OPEN:
+        raise Conflict("dispute_not_open", "the dispute is already resolved")
+    return dispute
+
+
+def best_decision_level(contacts: Iterable[Mapping] | None) -> int:
+    """The owner's strongest contact in the record (0: he named none)."""
+    levels = [c.get("decision_level") or 0 for c in (contacts or [])]
+    return max(levels, default=0)
+
+
+def dispute_rule_winner(claimant_level: int, owner_level: int) -> str | None:
+    """The brief's rule: the rep whose contact has more decision power wins;
+    a tie is the manager's call (None)."""
+    if claimant_level > owner_level:
+        return "claimant"
+    if owner_level > claimant_level:
+        return "owner"
+    return None
+
+
+def check_dispute_decision(dispute: Mapping, owner_level: int, claimant_level: int,
+                           winner_id: str) -> str:
+    """-> "claimant" or "owner". The manager may correct the levels he
+    verified, not overrule the rule that runs on them."""
+    sides = {dispute["claimant_id"]: "claimant", dispute["owner_id"]: "owner"}
+    side = sides.get(winner_id)
+    if side is None:
+        raise Invalid.fields({"winner_id": "must be the claimant or the owner"})
+    rule = dispute_rule_winner(claimant_level, owner_level)
+    if rule is not None and rule != side:
+        raise Invalid.fields({"winner_id": (
+            f"the {rule} wins: his contact has more decision power "
+            f"(claimant {claimant_level}, owner {owner_level})")})
+    return side
+
+
+# ---------------------------------------------------------- integrity report
+
+def integrity_rows(reps: Iterable[Mapping], counts: Mapping[str, Mapping[str, int]]) -> list[dict]:
+    """One row per rep: `{rep {id, name}, customers, alarms, abandoned,
+    verified_fake}` (and `created`: how many he entered). `counts` maps a
+    user id to the figures found; a rep with none shows zeros, and a user
+    with figures but not in `reps` (moved away) still shows."""
+    names = {r["id"]: r.get("name") for r in reps}
+    ids = list(names) + sorted(i for i in counts if i not in names and i is not None)
+    rows = []
+    for uid in ids:
+        c = counts.get(uid, {})
+        rows.append({
+            "rep": {"id": uid, "name": names.get(uid)},
+            "customers": c.get("customers", 0),
+            "created": c.get("created", 0),
+            "alarms": c.get("alarms", 0),
+            "abandoned": c.get("abandoned", 0),
+            "verified_fake": c.get("verified_fake", 0),
+        })
+    # the most suspicious first: that is what a manager opens the report for
+    rows.sort(key=lambda r: (-r["verified_fake"], -r["abandoned"], r["rep"]["name"] is None,
+                             r["rep"]["name"] or "", r["rep"]["id"]))
+    return rows
+
+
+def report_scope(actor: Principal) -> str | None:
+    """The team a report covers (None: all teams)."""
+    if actor.role == "admin":
+        return None
+    if actor.role == "manager":
+        return actor.team_id
+    raise Forbidden("forbidden", "the integrity report is for managers and admins")

@@ -1,0 +1,228 @@
+import pytest
+
+from services.common.auth import Principal
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.customers import lifecycle as lc
+
+OWNER = Principal("u_zhang", "rep", "t_south", "张伟")
+OTHER_REP = Principal("u_li", "rep", "t_south", "李娜")
+FAR_REP = Principal("u_zhao", "rep", "t_north", "赵磊")
+MANAGER = Principal("u_wang", "manager", "t_south", "王经理")
+FAR_MANAGER = Principal("u_sun", "manager", "t_north", "孙经理")
+ADMIN = Principal("u_admin", "admin", None, "管理员")
+
+CUSTOMER = {"_id": "c1", "company_name": "深圳市华强电子有限公司", "owner_id": "u_zhang",
+            "team_id": "t_south", "status": "active", "stage": 25,
+            "phones": ["+8675583216666"], "expected_value_fen": 5000000,
+            "contacts": [{"name": "陈总", "title": "采购总监", "decision_level": 3}]}
+POOLED = {**CUSTOMER, "_id": "c2", "owner_id": None, "team_id": None, "status": "pool"}
+
+
+def code(fn, *args):
+    try:
+        fn(*args)
+    except (Forbidden, NotFound, Conflict, Invalid) as exc:
+        return exc.status, exc.code
+    return 200, None
+
+
+def test_visibility():
+    assert lc.may_see(OWNER, CUSTOMER)
+    assert lc.may_see(MANAGER, CUSTOMER)
+    assert lc.may_see(ADMIN, CUSTOMER)
+    assert not lc.may_see(OTHER_REP, CUSTOMER)
+    assert not lc.may_see(FAR_MANAGER, CUSTOMER)
+    # the public pool is public
+    assert all(lc.may_see(p, POOLED) for p in (OTHER_REP, FAR_REP, FAR_MANAGER))
+
+
+def test_patch_matrix():
+    assert code(lc.check_may_patch, OWNER, CUSTOMER) == (403, "records_are_immutable")
+    assert code(lc.check_may_patch, OTHER_REP, CUSTOMER) == (403, "records_are_immutable")
+    assert code(lc.check_may_patch, MANAGER, CUSTOMER) == (200, None)
+    assert code(lc.check_may_patch, FAR_MANAGER, CUSTOMER) == (404, "not_found")
+    assert code(lc.check_may_patch, ADMIN, CUSTOMER) == (200, None)
+    assert code(lc.check_may_patch, MANAGER, None) == (404, "not_found")
+    # nobody's team: only an admin fixes a pool record
+    assert code(lc.check_may_patch, MANAGER, POOLED) == (403, "forbidden")
+    assert code(lc.check_may_patch, ADMIN, POOLED) == (200, None)
+
+
+def test_nobody_deletes():
+    for who in (OWNER, MANAGER, ADMIN):
+        assert code(lc.refuse_delete, who) == (403, "records_are_immutable")
+
+
+def test_amendment_matrix():
+    assert code(lc.check_may_amend, OWNER, CUSTOMER) == (200, None)
+    assert code(lc.check_may_amend, OTHER_REP, CUSTOMER) == (404, "not_found")
+    assert code(lc.check_may_amend, MANAGER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_may_decide_amendment, MANAGER, CUSTOMER) == (200, None)
+    assert code(lc.check_may_decide_amendment, ADMIN, CUSTOMER) == (200, None)
+    assert code(lc.check_may_decide_amendment, OWNER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_may_decide_amendment, FAR_MANAGER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_amendment_pending, {"status": "approved"}) == (
+        409, "amendment_not_pending")
+
+
+def test_diff_keeps_only_real_changes():
+    changes = lc.diff(CUSTOMER, {"company_name": "深圳市华强电子有限公司",
+                                 "phones": ["+8675583216666", "+8613800138000"],
+                                 "expected_value_fen": 8000000})
+    assert changes == {
+        "phones": {"before": ["+8675583216666"], "after": ["+8675583216666", "+8613800138000"]},
+        "expected_value_fen": {"before": 5000000, "after": 8000000}}
+    assert lc.touches_keys(changes)
+    assert not lc.touches_keys({"expected_value_fen": changes["expected_value_fen"]})
+    after = lc.apply_changes(CUSTOMER, changes)
+    assert after["expected_value_fen"] == 8000000 and CUSTOMER["expected_value_fen"] == 5000000
+    assert lc.before_after(changes) == (
+        {"phones": ["+8675583216666"], "expected_value_fen": 5000000},
+        {"phones": ["+8675583216666", "+8613800138000"], "expected_value_fen": 8000000})
+    with pytest.raises(Invalid):
+        lc.require_changes(lc.diff(CUSTOMER, {"company_name": CUSTOMER["company_name"]}))
+    with pytest.raises(Invalid) as err:
+        lc.diff(CUSTOMER, {"owner_id": "u_li"})
+    assert err.value.details["fields"] == {"changes.owner_id": "cannot be changed here"}
+
+
+def test_stage_change_is_the_owners():
+    assert code(lc.check_may_change_stage, OWNER, CUSTOMER) == (200, None)
+    assert code(lc.check_may_change_stage, MANAGER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_may_change_stage, OTHER_REP, CUSTOMER) == (404, "not_found")
+    assert code(lc.check_may_change_stage, OTHER_REP, POOLED) == (403, "forbidden")
+
+
+ALARM = {"_id": "a1", "customer_id": "c1", "owner_id": "u_zhang", "team_id": "t_south",
+         "status": "open"}
+
+
+def test_alarm_matrix():
+    assert code(lc.check_may_raise_alarm, OWNER, CUSTOMER) == (200, None)
+    assert code(lc.check_may_raise_alarm, MANAGER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_may_raise_alarm, OTHER_REP, CUSTOMER) == (404, "not_found")
+    assert code(lc.check_may_resolve_alarm, MANAGER, ALARM) == (200, None)
+    assert code(lc.check_may_resolve_alarm, ADMIN, ALARM) == (200, None)
+    assert code(lc.check_may_resolve_alarm, OWNER, ALARM) == (403, "forbidden")
+    assert code(lc.check_may_resolve_alarm, FAR_MANAGER, ALARM) == (403, "forbidden")
+    assert code(lc.check_may_resolve_alarm, MANAGER, {**ALARM, "status": "resolved"}) == (
+        409, "alarm_not_open")
+    assert code(lc.check_may_resolve_alarm, MANAGER, None) == (404, "not_found")
+
+
+LI = {"id": "u_li", "role": "rep", "team_id": "t_south"}
+
+
+@pytest.mark.parametrize("who,decision,new_owner_id,user,field", [
+    (MANAGER, "reassign", None, None, "new_owner_id"),
+    (MANAGER, "reassign", "ghost", None, "new_owner_id"),
+    (MANAGER, "reassign", "u_sun", {"id": "u_sun", "role": "manager", "team_id": "t_south"},
+     "new_owner_id"),
+    (MANAGER, "reassign", "u_zhang", {"id": "u_zhang", "role": "rep", "team_id": "t_south"},
+     "new_owner_id"),
+    (MANAGER, "reassign", "u_zhao", {"id": "u_zhao", "role": "rep", "team_id": "t_north"},
+     "new_owner_id"),
+    (MANAGER, "abandon", "u_li", LI, "new_owner_id"),
+    (MANAGER, "give_up", None, None, "decision"),
+])
+def test_bad_alarm_resolutions_name_the_field(who, decision, new_owner_id, user, field):
+    with pytest.raises(Invalid) as err:
+        lc.check_alarm_resolution(who, ALARM, decision, "real", new_owner_id, user)
+    assert list(err.value.details["fields"]) == [field]
+
+
+def test_good_alarm_resolutions():
+    lc.check_alarm_resolution(MANAGER, ALARM, "reassign", "real", "u_li", LI)
+    lc.check_alarm_resolution(MANAGER, ALARM, "abandon", "fake", None, None)
+    lc.check_alarm_resolution(MANAGER, ALARM, "continue", "unchecked", None, None)
+    # an admin may hand it to any team's rep
+    lc.check_alarm_resolution(ADMIN, ALARM, "reassign", "real", "u_zhao",
+                              {"id": "u_zhao", "role": "rep", "team_id": "t_north"})
+    with pytest.raises(Invalid):
+        lc.check_alarm_resolution(MANAGER, ALARM, "continue", "maybe", None, None)
+
+
+def test_abandon_needs_an_abandon_alarm():
+    assert code(lc.check_may_abandon, OWNER, CUSTOMER, None) == (409, "alarm_required")
+    assert code(lc.check_may_abandon, OWNER, CUSTOMER, {"_id": "a1"}) == (200, None)
+    assert code(lc.check_may_abandon, MANAGER, CUSTOMER, {"_id": "a1"}) == (403, "forbidden")
+    assert code(lc.check_may_abandon, OWNER, POOLED, {"_id": "a1"}) == (403, "forbidden")
+    assert lc.abandon_alarm_filter(CUSTOMER, OWNER) == {
+        "customer_id": "c1", "owner_id": "u_zhang", "status": "resolved",
+        "decision": "abandon", "used_at": None}
+
+
+def test_claim():
+    assert code(lc.check_may_claim, OTHER_REP, POOLED) == (200, None)
+    assert code(lc.check_may_claim, FAR_REP, POOLED) == (200, None)
+    assert code(lc.check_may_claim, OTHER_REP, CUSTOMER) == (409, "not_in_pool")
+    assert code(lc.check_may_claim, MANAGER, POOLED) == (403, "forbidden")
+    assert code(lc.check_may_claim, OTHER_REP, None) == (404, "not_found")
+
+
+DISPUTE = {"_id": "d1", "customer_id": "c1", "claimant_id": "u_li", "claimant_team_id": "t_south",
+           "owner_id": "u_zhang", "team_id": "t_south", "status": "open"}
+
+
+def test_dispute_matrix():
+    assert code(lc.check_may_file_dispute, OTHER_REP, CUSTOMER) == (200, None)
+    assert code(lc.check_may_file_dispute, FAR_REP, CUSTOMER) == (200, None)
+    assert code(lc.check_may_file_dispute, OWNER, CUSTOMER) == (409, "already_owner")
+    assert code(lc.check_may_file_dispute, MANAGER, CUSTOMER) == (403, "forbidden")
+    assert code(lc.check_may_file_dispute, OTHER_REP, POOLED) == (409, "in_pool")
+    assert code(lc.check_may_resolve_dispute, MANAGER, DISPUTE) == (200, None)
+    assert code(lc.check_may_resolve_dispute, ADMIN, DISPUTE) == (200, None)
+    assert code(lc.check_may_resolve_dispute, OWNER, DISPUTE) == (403, "forbidden")
+    assert code(lc.check_may_resolve_dispute, FAR_MANAGER, DISPUTE) == (403, "forbidden")
+    across = {**DISPUTE, "claimant_id": "u_zhao", "claimant_team_id": "t_north"}
+    assert code(lc.check_may_resolve_dispute, MANAGER, across) == (403, "forbidden")
+    assert code(lc.check_may_resolve_dispute, ADMIN, across) == (200, None)
+    assert code(lc.check_may_resolve_dispute, ADMIN, {**DISPUTE, "status": "resolved"}) == (
+        409, "dispute_not_open")
+
+
+def test_decision_power_decides_the_dispute():
+    assert lc.best_decision_level(CUSTOMER["contacts"]) == 3
+    assert lc.best_decision_level([]) == 0
+    assert lc.dispute_rule_winner(5, 3) == "claimant"
+    assert lc.dispute_rule_winner(2, 3) == "owner"
+    assert lc.dispute_rule_winner(3, 3) is None
+    # the claimant's 总经理 (5) beats the owner's 采购总监 (3)
+    assert lc.check_dispute_decision(DISPUTE, 3, 5, "u_li") == "claimant"
+    with pytest.raises(Invalid) as err:
+        lc.check_dispute_decision(DISPUTE, 3, 5, "u_zhang")
+    assert "claimant wins" in err.value.details["fields"]["winner_id"]
+    # a tie is the manager's call
+    assert lc.check_dispute_decision(DISPUTE, 3, 3, "u_zhang") == "owner"
+    assert lc.check_dispute_decision(DISPUTE, 3, 3, "u_li") == "claimant"
+    with pytest.raises(Invalid):
+        lc.check_dispute_decision(DISPUTE, 3, 3, "u_zhao")
+
+
+def test_integrity_rows():
+    reps = [{"id": "u_zhang", "name": "张伟"}, {"id": "u_li", "name": "李娜"}]
+    rows = lc.integrity_rows(reps, {
+        "u_zhang": {"customers": 12, "created": 15, "alarms": 3, "abandoned": 2,
+                    "verified_fake": 1},
+        "u_gone": {"customers": 1},
+    })
+    assert [r["rep"] for r in rows] == [
+        {"id": "u_zhang", "name": "张伟"}, {"id": "u_li", "name": "李娜"},
+        {"id": "u_gone", "name": None}]
+    assert rows[0] == {"rep": {"id": "u_zhang", "name": "张伟"}, "customers": 12, "created": 15,
+                       "alarms": 3, "abandoned": 2, "verified_fake": 1}
+    assert rows[1]["customers"] == 0 and rows[1]["verified_fake"] == 0
+
+
+def test_report_scope():
+    assert lc.report_scope(ADMIN) is None
+    assert lc.report_scope(MANAGER) == "t_south"
+    with pytest.raises(Forbidden):
+        lc.report_scope(OWNER)
+
+
+def test_snapshot_has_the_created_fields():
+    snap = lc.snapshot(CUSTOMER)
+    assert set(snap) == {"company_name", "owner_id", "team_id", "stage", "expected_value_fen",
+                         "status", "birthday", "birthday_label", "birthday_kind"}
+    assert snap["birthday"] is None
