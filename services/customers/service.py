@@ -1,18 +1,165 @@
-"""customers: see ARCHITECTURE.md "Services"."""
+"""customers: customers, the duplicate guard (撞单), follow-ups, and (through
+IntegrityRpc) the customer lifecycle; see ARCHITECTURE.md "Services"."""
 
 from __future__ import annotations
 
+import logging
+
 from nameko.rpc import rpc
 
+from services.common.auth import Principal
+from services.common.clock import Clock
+from services.common.errors import Conflict, Forbidden, Invalid
+from services.common.events import Dispatcher, event
+from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.schemas import Page
+from services.common.validation import parse
+from services.customers import domain, schemas, stages, storage
+from services.customers.integrity import IntegrityRpc
+
+log = logging.getLogger(__name__)
+
+CLAIM_ROUNDS = 3
 
 
-class CustomersService:
+class CustomersService(IntegrityRpc):
     name = "customers"
 
-    db = Mongo()
+    db = Mongo(storage.ensure_indexes)
+    clock = Clock()
+    dispatch = Dispatcher()
 
     @rpc
     def health(self):
         self.db.command("ping")
         return "ok"
+
+    # ------------------------------------------------------------ duplicate guard
+
+    def _keys(self, data) -> tuple[dict, list[str]]:
+        keys = domain.normalize_keys_input(data)
+        shared = storage.shared_phones(self.db, keys["phones"])
+        return keys, domain.claim_keys(keys, shared)
+
+    def _matches(self, held: dict, exclude: str | None = None) -> list[dict]:
+        ids = [c["customer_id"] for claims in held.values() for c in claims]
+        return domain.exact_matches(held, storage.find_customers(self.db, ids), exclude)
+
+    @rpc
+    def check(self, actor, body):
+        """Would these fields be refused? Exact matches block; similar names warn."""
+        Principal.of(actor)
+        data = parse(schemas.CheckIn, body)
+        keys, claim = self._keys(data.model_dump())
+        matches = self._matches(storage.holders(self.db, claim))
+        similar = []
+        if keys["name"] is not None:
+            candidates = storage.similar_candidates(self.db, domain.search_grams(keys["name"].core))
+            similar = domain.rank_similar(keys["name"], candidates,
+                                          {m["customer_id"] for m in matches})
+        return {"available": not matches, "matches": matches, "similar": similar}
+
+    def _stage_list(self) -> list[dict]:
+        # The lifecycle mixin owns the editable stage list; until it offers one
+        # the defaults apply.
+        current = getattr(self, "current_stages", None)
+        return current() if callable(current) else stages.default_stages()
+
+    @rpc
+    def create(self, actor, body):
+        actor = Principal.of(actor)
+        domain.check_may_create(actor)
+        data = parse(schemas.CustomerIn, body)
+        fields = data.model_dump()
+        keys, claim = self._keys(fields)
+        contacts = domain.normalize_contacts(fields["contacts"])
+        stages.check_stage(self._stage_list(), fields["stage"])
+        # Everything that can refuse the entry is checked before the first claim.
+        domain.valid_month_day(fields["birthday"])
+        domain.money_to_fen(fields["expected_value"])
+        if fields["referred_by"] and not storage.customer_exists(self.db, fields["referred_by"]):
+            raise Invalid.fields({"referred_by": "no such customer"})
+
+        customer_id = new_id()
+        now = self.clock.now()
+        meta = {"owner_id": actor.id, "owner_name": actor.name,
+                "company_name": fields["company_name"].strip()}
+        conflicts = storage.claim_keys(self.db, customer_id, claim, now, meta)
+        if conflicts:
+            matches = self._matches({**storage.holders(self.db, claim), **conflicts},
+                                    exclude=customer_id)
+            raise Conflict("duplicate_customer", domain.duplicate_message(matches),
+                           {"matches": matches})
+        doc = domain.new_customer(customer_id, fields, keys, contacts, claim, actor, now)
+        try:
+            storage.insert_customer(self.db, doc)
+        except BaseException:
+            storage.release_keys(self.db, customer_id, claim)
+            raise
+        storage.start_audit(self.db, customer_id, actor.as_dict(), "create", None,
+                            domain.audit_snapshot(doc), now)
+        self.dispatch("CustomerCreated", event(**domain.created_event(doc)))
+        return domain.public_customer(doc)
+
+    # ------------------------------------------------------------ reading
+
+    @rpc
+    def get_customer(self, actor, customer_id):
+        actor = Principal.of(actor)
+        doc = domain.check_visible(actor, storage.find_customer(self.db, str(customer_id)))
+        return domain.public_customer(doc)
+
+    @rpc
+    def list_customers(self, actor, query):
+        actor = Principal.of(actor)
+        q = parse(schemas.CustomerQuery, query)
+        flt = domain.list_filter(actor, q.status, q.stage, q.owner_id)
+        flt.update(domain.query_terms(q.q))
+        docs, total = storage.list_customers(self.db, flt, q.skip, q.page_size)
+        return {"items": [domain.public_customer(d) for d in docs], "total": total}
+
+    # ------------------------------------------------------------ follow-ups
+
+    @rpc
+    def add_followup(self, actor, customer_id, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.FollowupIn, body)
+        customer = domain.check_may_follow_up(
+            actor, storage.find_customer(self.db, str(customer_id)))
+        now = self.clock.now()
+        doc = domain.new_followup(new_id(), customer["_id"], data.model_dump(), actor, now)
+        storage.insert_followup(self.db, doc)
+        storage.append_audit(self.db, customer["_id"], actor.as_dict(), "followup", None,
+                             {k: doc[k] for k in ("_id", "content", "contact_name", "channel")},
+                             now)
+        return domain.public_followup(doc)
+
+    @rpc
+    def list_followups(self, actor, customer_id, page=1, page_size=20):
+        actor = Principal.of(actor)
+        paging = parse(Page, {"page": page, "page_size": page_size})
+        customer = domain.check_visible(actor, storage.find_customer(self.db, str(customer_id)))
+        docs, total = storage.list_followups(self.db, customer["_id"], paging.skip,
+                                             paging.page_size)
+        return {"items": [domain.public_followup(d) for d in docs], "total": total}
+
+    # ------------------------------------------------------------ shared phones
+
+    @rpc
+    def mark_shared_phone(self, actor, body):
+        actor = Principal.of(actor)
+        if actor.role != "admin":
+            raise Forbidden("forbidden", "only an admin marks a phone number as shared")
+        data = parse(schemas.SharedPhoneIn, body)
+        phone = domain.normalize_shared_phone(data.phone)
+        doc, released = storage.mark_shared_phone(self.db, phone, data.note, actor.as_dict(),
+                                                  self.clock.now())
+        log.info("phone %s marked shared by %s; %d claim(s) released", phone, actor.id, released)
+        return domain.public_shared_phone(doc, released)
+
+    @rpc
+    def list_shared_phones(self, actor):
+        Principal.of(actor)
+        docs = storage.list_shared_phones(self.db)
+        return {"items": [domain.public_shared_phone(d) for d in docs], "total": len(docs)}

@@ -1,7 +1,55 @@
-"""The customers database."""
+"""The customers database: customers, the duplicate guard's claims, follow-ups,
+shared phones and the audit trail.
+
+Collections and document shapes
+-------------------------------
+
+``customers`` (never deleted)::
+
+    {_id: str (ObjectId string), company_name: str (as entered, trimmed),
+     credit_code: str|None (normalized, 18 chars), phones: [E.164], emails: [lower case],
+     address, industry, contacts: [{name, title, phone (E.164|None), decision_level 1-5}],
+     birthday: "MM-DD"|None, birthday_label: str|None, birthday_kind: "birthday"|"anniversary",
+     referred_by: customer id|None, expected_value_fen: int, stage: int (percent),
+     status: "active"|"pool", owner_id: str|None (None in the pool), owner_name: str|None,
+     team_id: str|None, created_by: {id, name}, created_at, updated_at: datetime (UTC),
+     version: int (1 at creation; +1 with every change, carried by every event),
+     name_core: str, name_region: "广东/深圳"|"" (normalize.NameKey of company_name),
+     name_grams: [str] (normalize.name_search_grams(name_core), multikey index: near matches),
+     claim_keys: [str] (the keys this customer holds, domain.claim_keys; see below)}
+
+``claims`` — plain keys (phone, credit code, e-mail), one document per key, the
+unique ``_id`` is the guard::
+
+    {_id: "phone:+8613800138000" | "credit:<code>" | "email:<address>",
+     customer_id, owner_id, owner_name, company_name, claimed_at}
+
+``name_claims`` — company names: an append-only log per name core (the scheme
+of normalize.claim_keys_for_name; ``_id`` uniqueness serializes appends)::
+
+    {_id: "name:<core>#<seq>", stream: "name:<core>", seq: 1.., op: "claim"|"release",
+     region: "广东/深圳"|"", customer_id, of: <seq> (releases), owner_id, owner_name,
+     company_name, claimed_at}
+
+``followups`` (append-only): {_id, customer_id, content, contact_name, channel,
+author: {id, name}, created_at}.
+
+``shared_phones``: {_id: E.164, note, marked_by: {id, name}, marked_at} — numbers
+that are no duplicate-guard key (a switchboard many companies share).
+
+``audit``: the hash chain of audit.py, one chain per customer.
+
+Claim keys as strings (domain.py): ``phone:…``, ``credit:…``, ``email:…`` and
+``name:<core>@<region>``. `claim_keys` takes them in sorted order, inserting
+one claim at a time; the first key another customer holds stops it, and it
+releases what it took before answering, so a lost race leaves nothing behind.
+Only single-document inserts and deletes decide a claim: never a read followed
+by a write.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
@@ -9,13 +57,33 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.customers import audit
+from services.customers import normalize as norm
+from services.customers.domain import is_name_key, split_name_key
 
 AUDIT_APPEND_ATTEMPTS = 100
+NAME_CLAIM_ATTEMPTS = 50
+MAX_STREAM_ENTRIES = 10000
+SIMILAR_PER_GRAM = 50
+SIMILAR_MAX_GRAMS = 8
+CANDIDATE_FIELDS = {"company_name": 1, "owner_id": 1, "owner_name": 1, "status": 1,
+                    "name_core": 1, "name_region": 1}
 
 
 def ensure_indexes(db: Database) -> None:
     db.audit.create_index([("customer_id", ASCENDING), ("seq", ASCENDING)], unique=True,
                           name="customer_seq_unique")
+    db.name_claims.create_index([("stream", ASCENDING), ("seq", ASCENDING)], name="stream_seq")
+    db.customers.create_index([("owner_id", ASCENDING), ("_id", DESCENDING)], name="owner")
+    db.customers.create_index([("team_id", ASCENDING), ("_id", DESCENDING)], name="team")
+    db.customers.create_index([("status", ASCENDING), ("_id", DESCENDING)], name="status")
+    db.customers.create_index([("name_grams", ASCENDING)], name="name_grams")
+    db.customers.create_index([("phones", ASCENDING)], name="phones")
+    db.customers.create_index([("referred_by", ASCENDING)], name="referred_by")
+    db.followups.create_index([("customer_id", ASCENDING), ("_id", DESCENDING)],
+                              name="customer_followups")
+
+
+# ---------------------------------------------------------------- audit
 
 
 def append_audit(db: Database, customer_id: str, actor: dict | None, action: str,
@@ -37,5 +105,249 @@ def append_audit(db: Database, customer_id: str, actor: dict | None, action: str
     raise RuntimeError(f"could not append to the audit trail of {customer_id}")
 
 
+def start_audit(db: Database, customer_id: str, actor: dict | None, action: str,
+                before, after, at: datetime) -> dict:
+    """The first entry of a new customer's chain: nothing to read before it
+    (the unique index still refuses a second first entry)."""
+    entry = audit.build_entry(None, customer_id, actor, action, before, after, at)
+    db.audit.insert_one(entry)
+    return entry
+
+
 def audit_entries(db: Database, customer_id: str) -> list[dict]:
     return list(db.audit.find({"customer_id": customer_id}).sort("seq", ASCENDING))
+
+
+# ---------------------------------------------------------------- claims
+
+
+def _claim_record(customer_id: str, meta: Mapping, now: datetime) -> dict:
+    return {"customer_id": customer_id, "owner_id": meta.get("owner_id"),
+            "owner_name": meta.get("owner_name"), "company_name": meta.get("company_name"),
+            "claimed_at": now}
+
+
+def read_stream(db: Database, stream: str) -> list[dict]:
+    """Every entry of a name stream, in order. Read by _id (1, 2, ... until
+    one is missing): a log is appended only right after its last entry."""
+    entries = []
+    for seq in range(1, MAX_STREAM_ENTRIES + 1):
+        doc = db.name_claims.find_one({"_id": f"{stream}#{seq}"})
+        if doc is None:
+            break
+        entries.append(doc)
+    return entries
+
+
+def _active_claims(entries: list[dict]) -> list[dict]:
+    released = {e["of"] for e in entries if e.get("op") == "release"}
+    return [e for e in entries if e.get("op", "claim") == "claim" and e["seq"] not in released]
+
+
+def _claim_name(db: Database, customer_id: str, key: str, meta: Mapping,
+                now: datetime) -> tuple[bool, list[dict]]:
+    """(newly taken, conflicting claims) for one name key."""
+    stream, region = split_name_key(key)
+    record = _claim_record(customer_id, meta, now)
+    # Most names are new: append entry 1 without reading. If it exists, the
+    # insert fails and the log is read; a successful insert of entry 1 means
+    # the log was empty, so the claim is allowed.
+    try:
+        db.name_claims.insert_one({**norm.name_claim_entry(stream, 1, region, customer_id),
+                                   **record})
+        return True, []
+    except DuplicateKeyError:
+        pass
+    for _ in range(NAME_CLAIM_ATTEMPTS):
+        entries = read_stream(db, stream)
+        decision = norm.name_claim_decision(entries, region)
+        if decision.retry:
+            continue
+        own = [c for c in decision.conflicts if c["customer_id"] == customer_id]
+        others = [c for c in decision.conflicts if c["customer_id"] != customer_id]
+        if others:
+            return False, others
+        if any(c.get("region", "") == region for c in own):
+            return False, []  # this customer holds it already
+        entry = norm.name_claim_entry(stream, decision.next_seq, region, customer_id)
+        try:
+            db.name_claims.insert_one({**entry, **record})
+            return True, []
+        except DuplicateKeyError:
+            continue  # someone appended first: decide again on the longer log
+    raise RuntimeError(f"could not claim {key}: the log kept changing")
+
+
+def _claim_plain(db: Database, customer_id: str, key: str, meta: Mapping,
+                 now: datetime) -> tuple[bool, list[dict]]:
+    record = _claim_record(customer_id, meta, now)
+    for _ in range(NAME_CLAIM_ATTEMPTS):
+        try:
+            db.claims.insert_one({"_id": key, **record})
+            return True, []
+        except DuplicateKeyError:
+            holder = db.claims.find_one({"_id": key})
+        if holder is None:
+            continue  # released between our insert and our read: try again
+        if holder["customer_id"] == customer_id:
+            return False, []
+        return False, [holder]
+    raise RuntimeError(f"could not claim {key}")
+
+
+def claim_keys(db: Database, customer_id: str, keys: Iterable[str], now: datetime,
+               meta: Mapping | None = None) -> dict[str, list[dict]]:
+    """Claim every key for `customer_id`, all or nothing.
+
+    `meta` ({owner_id, owner_name, company_name}) is recorded on each claim so
+    that a rival entering the same company at the same moment can be told who
+    has it before the customer document is stored. Keys this customer holds
+    already are kept as they are (an amendment claims its new keys before it
+    releases the old ones).
+
+    Returns {} when every key is held, else {key: [conflicting claim records]}
+    for the first key another customer holds, after releasing every key this
+    call took.
+    """
+    meta = meta or {}
+    taken: list[str] = []
+    for key in sorted(set(keys)):
+        claim = _claim_name if is_name_key(key) else _claim_plain
+        new, conflicts = claim(db, customer_id, key, meta, now)
+        if conflicts:
+            release_keys(db, customer_id, taken)
+            return {key: conflicts}
+        if new:
+            taken.append(key)
+    return {}
+
+
+def _release_name(db: Database, customer_id: str, key: str) -> None:
+    stream, region = split_name_key(key)
+    for _ in range(NAME_CLAIM_ATTEMPTS):
+        entries = read_stream(db, stream)
+        mine = [e for e in _active_claims(entries)
+                if e["customer_id"] == customer_id and e.get("region", "") == region]
+        if not mine:
+            return
+        seq = len(entries) + 1
+        try:
+            db.name_claims.insert_one(norm.name_release_entry(stream, seq, mine[0]["seq"],
+                                                              customer_id))
+        except DuplicateKeyError:
+            continue
+    raise RuntimeError(f"could not release {key}")
+
+
+def release_keys(db: Database, customer_id: str, keys: Iterable[str]) -> None:
+    """Give up keys this customer holds (a key someone else holds is left
+    alone, so releasing is safe to repeat)."""
+    for key in sorted(set(keys), reverse=True):
+        if is_name_key(key):
+            _release_name(db, customer_id, key)
+        else:
+            db.claims.delete_one({"_id": key, "customer_id": customer_id})
+
+
+def holders(db: Database, keys: Iterable[str]) -> dict[str, list[dict]]:
+    """Read-only: who holds each key ({key: [claim records]}), as a new entry
+    with those keys would conflict (the region rule included)."""
+    out: dict[str, list[dict]] = {}
+    for key in keys:
+        if is_name_key(key):
+            stream, region = split_name_key(key)
+            decision = norm.name_claim_decision(read_stream(db, stream), region)
+            found = list(decision.conflicts)
+        else:
+            doc = db.claims.find_one({"_id": key})
+            found = [doc] if doc else []
+        if found:
+            out[key] = found
+    return out
+
+
+# ---------------------------------------------------------------- customers
+
+
+def insert_customer(db: Database, doc: dict) -> dict:
+    db.customers.insert_one(doc)
+    return doc
+
+
+def find_customer(db: Database, customer_id: str) -> dict | None:
+    return db.customers.find_one({"_id": customer_id})
+
+
+def find_customers(db: Database, ids: Iterable[str]) -> dict[str, dict]:
+    """By id; one lookup per id (the few ids of a duplicate check)."""
+    out = {}
+    for cid in dict.fromkeys(ids):
+        doc = db.customers.find_one({"_id": cid})
+        if doc is not None:
+            out[cid] = doc
+    return out
+
+
+def customer_exists(db: Database, customer_id: str) -> bool:
+    return db.customers.find_one({"_id": customer_id}, {"_id": 1}) is not None
+
+
+def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list[dict], int]:
+    total = db.customers.count_documents(flt)
+    docs = list(db.customers.find(flt).sort("_id", DESCENDING).skip(skip).limit(limit))
+    return docs, total
+
+
+def similar_candidates(db: Database, grams: list[str]) -> list[dict]:
+    """Customers sharing a gram with a name: one index seek per gram, each
+    capped, so the cost does not grow with the number of customers."""
+    picked = grams if len(grams) <= SIMILAR_MAX_GRAMS else [
+        grams[round(i * (len(grams) - 1) / (SIMILAR_MAX_GRAMS - 1))]
+        for i in range(SIMILAR_MAX_GRAMS)]
+    found: dict[str, dict] = {}
+    for gram in dict.fromkeys(picked):
+        for doc in db.customers.find({"name_grams": gram}, CANDIDATE_FIELDS).limit(
+                SIMILAR_PER_GRAM):
+            found.setdefault(doc["_id"], doc)
+    return list(found.values())
+
+
+# ---------------------------------------------------------------- follow-ups
+
+
+def insert_followup(db: Database, doc: dict) -> dict:
+    db.followups.insert_one(doc)
+    return doc
+
+
+def list_followups(db: Database, customer_id: str, skip: int,
+                   limit: int) -> tuple[list[dict], int]:
+    flt = {"customer_id": customer_id}
+    total = db.followups.count_documents(flt)
+    docs = list(db.followups.find(flt).sort("_id", DESCENDING).skip(skip).limit(limit))
+    return docs, total
+
+
+# ---------------------------------------------------------------- shared phones
+
+
+def shared_phones(db: Database, phones: Iterable[str]) -> set[str]:
+    return {p for p in dict.fromkeys(phones) if db.shared_phones.find_one({"_id": p})}
+
+
+def mark_shared_phone(db: Database, phone: str, note: str | None, actor: Mapping,
+                      now: datetime) -> tuple[dict, int]:
+    """Mark a number as shared and free its claim: from now on it makes no
+    two companies the same. Returns (the record, claims released)."""
+    doc = {"_id": phone, "note": note, "marked_by": {"id": actor["id"], "name": actor["name"]},
+           "marked_at": now}
+    try:
+        db.shared_phones.insert_one(doc)
+    except DuplicateKeyError:
+        doc = db.shared_phones.find_one({"_id": phone}) or doc
+    released = db.claims.delete_many({"_id": norm.phone_key(phone)}).deleted_count
+    return doc, released
+
+
+def list_shared_phones(db: Database) -> list[dict]:
+    return list(db.shared_phones.find().sort("_id", ASCENDING))

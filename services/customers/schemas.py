@@ -1,0 +1,171 @@
+"""Customers request and response shapes: they validate and they document.
+
+Types and sizes are checked here; what a value means (a phone that parses, a
+credit code whose check character matches, a date that exists) is checked by
+the normalizers in the service, which answer 422 naming the field too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.common.schemas import Id, LongText, Name, Page, Strict, Text
+
+Status = Literal["active", "pool"]
+BirthdayKind = Literal["birthday", "anniversary"]
+CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+RawPhone = Annotated[str, StringConstraints(max_length=40)]
+RawEmail = Annotated[str, StringConstraints(max_length=254)]
+RawCreditCode = Annotated[str, StringConstraints(max_length=40)]
+MonthDay = Annotated[str, StringConstraints(pattern=r"^\d{2}-\d{2}$")]
+Short = Annotated[str, StringConstraints(max_length=40)]
+
+MAX_PHONES = 10
+MAX_EMAILS = 10
+MAX_CONTACTS = 50
+
+
+class ContactIn(Strict):
+    name: Name
+    title: Text | None = None
+    phone: RawPhone | None = None
+    decision_level: int = Field(1, ge=1, le=5)
+
+
+class CustomerIn(Strict):
+    """POST /api/customers: `company_name` is required, everything else optional.
+    `expected_value` is yuan with at most 2 decimals; `birthday` is "MM-DD"."""
+
+    company_name: CompanyName
+    credit_code: RawCreditCode | None = None
+    phones: list[RawPhone] = Field(default_factory=list, max_length=MAX_PHONES)
+    emails: list[RawEmail] = Field(default_factory=list, max_length=MAX_EMAILS)
+    address: Text | None = None
+    industry: Short | None = None
+    contacts: list[ContactIn] = Field(default_factory=list, max_length=MAX_CONTACTS)
+    birthday: MonthDay | None = None
+    birthday_label: Short | None = None
+    birthday_kind: BirthdayKind | None = None
+    referred_by: Id | None = None
+    expected_value: int | float | None = Field(None, allow_inf_nan=False)
+    stage: int = Field(0, ge=0, le=100)
+
+
+class CheckIn(Strict):
+    """POST /api/customers/check: any subset of the duplicate-guard keys."""
+
+    company_name: CompanyName | None = None
+    phones: list[RawPhone] = Field(default_factory=list, max_length=MAX_PHONES)
+    credit_code: RawCreditCode | None = None
+    emails: list[RawEmail] = Field(default_factory=list, max_length=MAX_EMAILS)
+
+
+class FollowupIn(Strict):
+    content: Annotated[LongText, StringConstraints(min_length=1, max_length=5000)]
+    contact_name: Name | None = None
+    channel: Short | None = None
+
+
+class SharedPhoneIn(Strict):
+    phone: RawPhone
+    note: Text | None = None
+
+
+class CustomerQuery(Page):
+    """GET /api/customers query string (strings from the URL, so not strict)."""
+
+    model_config = ConfigDict(extra="forbid")
+    q: Annotated[str, StringConstraints(max_length=100, strip_whitespace=True)] | None = None
+    stage: int | None = Field(None, ge=0, le=100)
+    owner_id: Id | None = None
+    status: Status | None = None
+
+
+# ---------------------------------------------------------------- responses
+
+
+class Owner(BaseModel):
+    id: str
+    name: str
+
+
+class Contact(BaseModel):
+    name: str
+    title: str | None
+    phone: str | None
+    decision_level: int
+
+
+class Customer(BaseModel):
+    id: str
+    company_name: str
+    credit_code: str | None
+    phones: list[str]
+    emails: list[str]
+    address: str | None
+    industry: str | None
+    contacts: list[Contact]
+    birthday: str | None
+    birthday_label: str | None
+    birthday_kind: BirthdayKind
+    referred_by: str | None
+    expected_value: float
+    stage: int
+    status: Status
+    owner: Owner | None
+    team_id: str | None
+    version: int
+    created_at: str
+
+
+class CustomerList(BaseModel):
+    items: list[Customer]
+    total: int
+
+
+class Match(BaseModel):
+    """Another customer a new entry collides with: no more than id, name and
+    owner (`status` says "pool" when nobody owns it)."""
+
+    customer_id: str
+    company_name: str
+    owner: Owner | None
+    status: Status
+    matched_on: list[Literal["company_name", "phone", "credit_code", "email"]]
+    score: float
+
+
+class CheckOut(BaseModel):
+    available: bool
+    matches: list[Match]
+    similar: list[Match]
+
+
+class Followup(BaseModel):
+    id: str
+    customer_id: str
+    content: str
+    contact_name: str | None
+    channel: str | None
+    author: Owner
+    created_at: str
+
+
+class FollowupList(BaseModel):
+    items: list[Followup]
+    total: int
+
+
+class SharedPhone(BaseModel):
+    phone: str
+    note: str | None
+    marked_by: Owner
+    marked_at: str
+    released_claims: int = 0
+
+
+class SharedPhoneList(BaseModel):
+    items: list[SharedPhone]
+    total: int
