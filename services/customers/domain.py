@@ -19,6 +19,7 @@ Claim keys (strings, stored in the customer's `claim_keys`):
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from services.common.errors import Forbidden, Invalid, NotFound
 from services.customers import normalize as norm
 from services.forecast.domain import MoneyError, fen_to_yuan, yuan_to_fen
 
+_CJK_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{3,}")
 ACTIVE = "active"
 POOL = "pool"
 CREATOR_ROLES = ("rep", "manager")
@@ -167,12 +169,27 @@ def matched_on(key: str) -> str:
     return norm.matched_on_for_key(key)
 
 
+SKIP_MARK = "~"
+
+
+def name_terms(core: str) -> list[str]:
+    """The terms a customer is indexed under for near matches (`name_grams`):
+    the grams of normalize.name_search_grams, plus skip-bigrams of Chinese
+    runs (恒通贸易 -> ~恒贸, ~通易), which survive a one-character change in
+    the middle of a name (恒通贸易 / 恒达贸易 share no distinctive bigram,
+    but share ~恒贸)."""
+    terms = norm.name_search_grams(core)
+    for run in _CJK_RUNS.findall(core):
+        terms += [SKIP_MARK + run[i] + run[i + 2] for i in range(len(run) - 2)]
+    return list(dict.fromkeys(terms))[:96]
+
+
 def search_grams(core: str) -> list[str]:
-    """The grams to look near matches up by: the distinctive ones of the name
+    """The terms to look near matches up by: the distinctive ones of the name
     (all of them when the name has nothing but common words)."""
-    grams = norm.name_search_grams(core)
-    distinctive = [g for g in grams if g not in COMMON_GRAMS]
-    return distinctive or grams
+    terms = name_terms(core)
+    distinctive = [t for t in terms if t.lstrip(SKIP_MARK) not in COMMON_GRAMS]
+    return distinctive or terms
 
 
 # ---------------------------------------------------------------- who sees what
@@ -270,8 +287,6 @@ def _is_cjk(ch: str) -> bool:
 
 
 def _regex_escape(text: str) -> str:
-    import re
-
     return re.escape(text)
 
 
@@ -313,7 +328,7 @@ def new_customer(customer_id: str, data: Mapping, keys: Mapping, contacts: list[
         "version": 1,
         "name_core": name.core,
         "name_region": name.region_key,
-        "name_grams": norm.name_search_grams(name.core),
+        "name_grams": name_terms(name.core),
         "claim_keys": claimed,
     }
 

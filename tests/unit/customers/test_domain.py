@@ -82,7 +82,8 @@ def test_blank_company_name_is_refused():
 
 
 def test_search_grams_skip_common_words_unless_nothing_else_is_left():
-    assert domain.search_grams("恒通贸易") == ["恒通", "通贸"]
+    assert domain.search_grams("恒通贸易") == ["恒通", "通贸", "~恒贸", "~通易"]
+    assert set(domain.search_grams("恒达贸易")) & set(domain.name_terms("恒通贸易")) == {"~恒贸"}
     assert domain.search_grams("科技") == ["科技"]
 
 

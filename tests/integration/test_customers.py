@@ -1,0 +1,254 @@
+"""The customers service over real RabbitMQ and FerretDB: the duplicate guard
+(撞单), its claims, follow-ups and the CustomerCreated event."""
+
+import eventlet
+import pytest
+from nameko.standalone.rpc import ServiceRpcClient
+
+from services.common import events
+from services.common.clock import now
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.common.events import handles
+from services.customers import normalize as norm
+from services.customers import storage
+from services.customers.service import CustomersService
+
+ZHANG = {"id": "u-zhang", "role": "rep", "team_id": "t-south", "name": "张伟", "username": "zw"}
+LI = {"id": "u-li", "role": "rep", "team_id": "t-south", "name": "李娜", "username": "ln"}
+ZHAO = {"id": "u-zhao", "role": "rep", "team_id": "t-north", "name": "赵磊", "username": "zl"}
+WANG = {"id": "u-wang", "role": "manager", "team_id": "t-south", "name": "王经理",
+        "username": "wj"}
+ADMIN = {"id": "u-admin", "role": "admin", "team_id": None, "name": "管理员", "username": "admin"}
+
+
+def credit_code(first17: str) -> str:
+    return first17 + norm.credit_code_check_char(first17)
+
+
+TENCENT_CODE = credit_code("91440300708461136")
+XIAOMI_CODE = credit_code("91110108551385082")
+
+
+class Listener:
+    name = "custlisten"
+    seen: list = []
+
+    @handles("customers", "CustomerCreated")
+    def on_customer_created(self, payload):
+        self.seen.append(payload)
+
+
+@pytest.fixture
+def customers(container_factory, service_config, monkeypatch):
+    monkeypatch.setitem(events.SUBSCRIPTIONS, ("customers", "CustomerCreated"),
+                        ("scheduler", "forecast", "custlisten"))
+    container = container_factory(CustomersService, service_config)
+    container.start()
+    with ServiceRpcClient("customers") as client:
+        yield client
+
+
+@pytest.fixture
+def db(db_of):
+    return db_of("customers")
+
+
+def tencent(**extra):
+    return {"company_name": "深圳市腾讯计算机系统有限公司", "phones": ["0755-86013388"],
+            "credit_code": TENCENT_CODE, "emails": ["bd@tencent.com"],
+            "contacts": [{"name": "刘炽平", "title": "总裁", "decision_level": 5}],
+            "expected_value": 1280000.5, "stage": 25, "birthday": "11-11",
+            "birthday_label": "公司成立纪念日", **extra}
+
+
+def test_create_stores_the_customer_its_claims_and_the_first_audit_entry(customers, db):
+    out = customers.create(ZHANG, tencent())
+    assert out["owner"] == {"id": "u-zhang", "name": "张伟"}
+    assert out["expected_value"] == 1280000.5
+    assert out["phones"] == ["+8675586013388"]
+    assert out["birthday_kind"] == "anniversary"
+    doc = db.customers.find_one({"_id": out["id"]})
+    assert doc["expected_value_fen"] == 128000050
+    assert (doc["version"], doc["status"], doc["stage"], doc["team_id"]) == (
+        1, "active", 25, "t-south")
+    assert sorted(doc["claim_keys"]) == sorted([
+        "name:腾讯计算机系统@广东/深圳", "phone:+8675586013388", f"credit:{TENCENT_CODE}",
+        "email:bd@tencent.com"])
+    assert db.claims.count_documents({"customer_id": out["id"]}) == 3
+    assert db.name_claims.find_one({"_id": "name:腾讯计算机系统#1"})["customer_id"] == out["id"]
+    [entry] = storage.audit_entries(db, out["id"])
+    assert entry["action"] == "create" and entry["actor"]["id"] == "u-zhang"
+    assert customers.get_customer(WANG, out["id"])["company_name"] == "深圳市腾讯计算机系统有限公司"
+
+
+@pytest.mark.parametrize("other, matched_on", [
+    ({"company_name": "腾讯計算機系統（深圳）有限公司"}, "company_name"),
+    ({"company_name": "深圳某某科技有限公司", "phones": ["+86 755 8601 3388"]}, "phone"),
+    ({"company_name": "深圳某某科技有限公司", "credit_code": TENCENT_CODE.lower()},
+     "credit_code"),
+    ({"company_name": "深圳某某科技有限公司", "emails": ["BD@Tencent.com"]}, "email"),
+])
+def test_a_second_entry_is_refused_on_each_key_and_names_the_owner(customers, db, other,
+                                                                     matched_on):
+    first = customers.create(ZHANG, tencent())
+    claims_before = db.claims.count_documents({})
+    with pytest.raises(Conflict) as err:
+        customers.create(ZHAO, other)
+    assert err.value.code == "duplicate_customer"
+    [m] = err.value.details["matches"]
+    assert m["customer_id"] == first["id"]
+    assert m["owner"] == {"id": "u-zhang", "name": "张伟"}
+    assert matched_on in m["matched_on"]
+    assert set(m) == {"customer_id", "company_name", "owner", "status", "matched_on", "score"}
+    assert "张伟" in err.value.message
+    # the loser left nothing: no customer, no plain claim, no active name claim
+    assert db.customers.count_documents({}) == 1
+    assert db.claims.count_documents({}) == claims_before
+    assert customers.check(ZHAO, {"company_name": "深圳某某科技有限公司"})["available"]
+
+
+def test_a_lost_claim_releases_the_keys_taken_before_it(customers, db):
+    # Another customer holds the phone; the new entry's name key sorts before
+    # its phone key, so the name is claimed first and must be given back.
+    storage.claim_keys(db, "c-holder", ["phone:+8613800138000"], now(),
+                       {"owner_id": "u-li", "owner_name": "李娜", "company_name": "先到公司"})
+    with pytest.raises(Conflict) as err:
+        customers.create(ZHAO, {"company_name": "北京字节跳动科技有限公司",
+                                "phones": ["138 0013 8000"]})
+    # the holder's customer is not stored: the match names the claimant
+    assert err.value.details["matches"][0]["owner"] == {"id": "u-li", "name": "李娜"}
+    log = storage.read_stream(db, "name:字节跳动科技")
+    assert [e["op"] for e in log] == ["claim", "release"]
+    assert db.customers.count_documents({}) == 0
+    ok = customers.create(ZHAO, {"company_name": "北京字节跳动科技有限公司",
+                                 "phones": ["010-8888 6666"]})
+    assert ok["owner"]["id"] == "u-zhao"
+
+
+def test_concurrent_entries_of_one_company_have_exactly_one_winner(customers, db):
+    names = ["北京小米科技有限责任公司", "小米科技有限责任公司", "小米科技（北京）有限公司",
+             "北京市小米科技有限公司", "小米科技有限公司"]
+    phones = ["010-6060 6666", "+86 10 6060 6666", "0086 10 60606666", "(010)60606666"]
+    reps = [{**ZHANG, "id": f"u-rep{i}", "name": f"业务员{i}"} for i in range(8)]
+    replies = [customers.create.call_async(reps[i % 8], {"company_name": names[i % 5],
+                                                         "phones": [phones[i % 4]],
+                                                         "credit_code": XIAOMI_CODE})
+               for i in range(24)]
+    won, lost = [], []
+    for reply in replies:
+        try:
+            won.append(reply.result())
+        except Conflict as exc:
+            lost.append(exc)
+    assert len(won) == 1 and len(lost) == 23
+    winner = won[0]
+    for exc in lost:
+        assert [m["customer_id"] for m in exc.details["matches"]] == [winner["id"]]
+        assert exc.details["matches"][0]["owner"]["id"] == winner["owner"]["id"]
+    assert db.customers.count_documents({}) == 1
+    assert {c["customer_id"] for c in db.claims.find()} == {winner["id"]}
+
+
+def test_regions_are_compared_only_when_both_names_have_one(customers):
+    shanghai = customers.create(ZHANG, {"company_name": "上海恒通贸易有限公司"})
+    beijing = customers.create(LI, {"company_name": "北京恒通贸易有限公司"})
+    assert shanghai["id"] != beijing["id"]
+    with pytest.raises(Conflict) as err:
+        customers.create(ZHAO, {"company_name": "恒通贸易有限公司"})
+    assert {m["customer_id"] for m in err.value.details["matches"]} == {
+        shanghai["id"], beijing["id"]}
+
+
+def test_check_reports_matches_and_similar_names_without_creating(customers, db):
+    mine = customers.create(ZHANG, {"company_name": "上海恒通贸易有限公司",
+                                    "phones": ["021-6888 1234"]})
+    out = customers.check(ZHAO, {"company_name": "上海恒通貿易有限公司"})
+    assert not out["available"]
+    assert out["matches"][0]["owner"]["name"] == "张伟"
+    near = customers.check(ZHAO, {"company_name": "上海恒达贸易有限公司"})
+    assert near["available"] and near["matches"] == []
+    assert [s["customer_id"] for s in near["similar"]] == [mine["id"]]
+    assert near["similar"][0]["score"] >= 75
+    assert customers.check(ZHAO, {"phones": ["02168881234"]})["matches"][0]["matched_on"] == [
+        "phone"]
+    assert db.customers.count_documents({}) == 1
+
+
+def test_a_shared_switchboard_number_stops_blocking(customers):
+    customers.create(ZHANG, {"company_name": "深圳华强电子世界", "phones": ["0755-83030000"]})
+    with pytest.raises(Conflict):
+        customers.create(LI, {"company_name": "深圳赛格电子市场", "phones": ["0755 8303 0000"]})
+    with pytest.raises(Forbidden):
+        customers.mark_shared_phone(WANG, {"phone": "0755-83030000"})
+    marked = customers.mark_shared_phone(ADMIN, {"phone": "0755-83030000", "note": "华强北总机"})
+    assert marked["phone"] == "+8675583030000" and marked["released_claims"] == 1
+    other = customers.create(LI, {"company_name": "深圳赛格电子市场", "phones": ["0755 8303 0000"]})
+    assert other["phones"] == ["+8675583030000"]
+    assert customers.list_shared_phones(ZHANG)["items"][0]["note"] == "华强北总机"
+
+
+def test_invalid_fields_are_422_and_leave_nothing(customers, db):
+    with pytest.raises(Invalid) as err:
+        customers.create(ZHANG, tencent(credit_code="914403007084611369"))
+    assert "credit_code" in err.value.details["fields"]
+    with pytest.raises(Invalid) as err:
+        customers.create(ZHANG, tencent(stage=33))
+    assert "stage" in err.value.details["fields"]
+    with pytest.raises(Invalid) as err:
+        customers.create(ZHANG, tencent(referred_by="no-such-customer"))
+    assert "referred_by" in err.value.details["fields"]
+    with pytest.raises(Forbidden):
+        customers.create(ADMIN, tencent())
+    assert db.customers.count_documents({}) == 0
+    assert db.claims.count_documents({}) == 0
+    assert db.name_claims.count_documents({}) == 0
+
+
+def test_visibility_and_listing_per_role(customers):
+    a = customers.create(ZHANG, {"company_name": "华为技术有限公司", "stage": 50})
+    b = customers.create(LI, {"company_name": "中兴通讯股份有限公司"})
+    c = customers.create(ZHAO, {"company_name": "京东方科技集团股份有限公司"})
+    with pytest.raises(NotFound):
+        customers.get_customer(LI, a["id"])
+    with pytest.raises(NotFound):
+        customers.get_customer(WANG, c["id"])
+    assert {x["id"] for x in customers.list_customers(ZHANG, {})["items"]} == {a["id"]}
+    assert {x["id"] for x in customers.list_customers(WANG, {})["items"]} == {a["id"], b["id"]}
+    listed = customers.list_customers(ADMIN, {"page_size": 2})
+    assert listed["total"] == 3 and len(listed["items"]) == 2
+    assert [x["id"] for x in customers.list_customers(ADMIN, {"stage": 50})["items"]] == [a["id"]]
+    assert [x["id"] for x in customers.list_customers(ADMIN, {"q": "中兴"})["items"]] == [b["id"]]
+    assert customers.list_customers(ZHANG, {"owner_id": "u-li"})["total"] == 0
+
+
+def test_follow_ups_are_appended_by_the_owner_only(customers, db):
+    c = customers.create(ZHANG, {"company_name": "美的集团股份有限公司"})
+    first = customers.add_followup(ZHANG, c["id"], {"content": "拜访采购部，约下周三看样",
+                                                    "contact_name": "陈经理", "channel": "visit"})
+    customers.add_followup(ZHANG, c["id"], {"content": "电话确认样品已寄出"})
+    with pytest.raises(Forbidden):
+        customers.add_followup(WANG, c["id"], {"content": "经理代写"})
+    with pytest.raises(NotFound):
+        customers.add_followup(ZHAO, c["id"], {"content": "别人的客户"})
+    listed = customers.list_followups(WANG, c["id"])
+    assert listed["total"] == 2
+    assert [f["content"] for f in listed["items"]] == ["电话确认样品已寄出", "拜访采购部，约下周三看样"]
+    assert first["author"] == {"id": "u-zhang", "name": "张伟"}
+    assert [e["action"] for e in storage.audit_entries(db, c["id"])] == [
+        "create", "followup", "followup"]
+
+
+def test_customer_created_reaches_a_subscriber(customers, container_factory, service_config):
+    Listener.seen.clear()
+    out = customers.create(ZHANG, tencent())
+    listener = container_factory(Listener, service_config)
+    listener.start()  # started after the event: its queue was declared by the dispatcher
+    with eventlet.Timeout(15):
+        while not Listener.seen:
+            eventlet.sleep(0.05)
+    [ev] = Listener.seen
+    assert ev["customer_id"] == out["id"] and ev["version"] == 1
+    assert ev["expected_value_fen"] == 128000050
+    assert ev["owner_id"] == "u-zhang" and ev["team_id"] == "t-south"
+    assert ev["birthday"] == "11-11" and ev["birthday_kind"] == "anniversary"
+    assert ev["event_id"] and ev["occurred_at"].endswith("+00:00")
