@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 
 from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.customers import domain
+from services.customers import normalize as norm
 
 ACTIVE = "active"
 POOL = "pool"
@@ -123,6 +125,51 @@ def check_amendment_pending(amendment: Mapping) -> None:
         raise Conflict("amendment_not_pending",
                        f"the amendment is already {amendment['status']}",
                        {"status": amendment["status"]})
+
+
+def normalize_changes(raw: Mapping) -> dict:
+    """Validated request changes (POST /api/customers field names) -> the
+    stored fields, normalized as create normalizes them; a value that does
+    not normalize is a 422 naming `changes.<field>`."""
+    out: dict = {}
+    try:
+        if "company_name" in raw:
+            name = raw["company_name"]
+            if name is None or not name.strip():
+                raise Invalid.fields({"changes.company_name": "a customer keeps a name"})
+            domain.normalize_keys_input({"company_name": name})
+            out["company_name"] = name.strip()
+        keys = domain.normalize_keys_input({k: raw.get(k) for k in ("phones", "credit_code",
+                                                                    "emails")})
+        for field in ("phones", "credit_code", "emails"):
+            if field in raw:
+                out[field] = keys[field]
+        if "contacts" in raw:
+            out["contacts"] = domain.normalize_contacts(raw["contacts"] or [])
+        if "birthday" in raw:
+            out["birthday"] = domain.valid_month_day(raw["birthday"], "changes.birthday")
+        if "birthday_kind" in raw and raw["birthday_kind"] is not None:
+            out["birthday_kind"] = raw["birthday_kind"]
+        elif "birthday_label" in raw:
+            out["birthday_kind"] = domain.birthday_kind(raw["birthday_label"], None)
+        if "expected_value" in raw:
+            out["expected_value_fen"] = domain.money_to_fen(raw["expected_value"],
+                                                            "changes.expected_value")
+        for field in ("address", "industry", "birthday_label", "referred_by"):
+            if field in raw:
+                out[field] = raw[field]
+    except Invalid as exc:
+        fields = exc.details.get("fields", {})
+        raise Invalid.fields({(k if k.startswith("changes.") else f"changes.{k}"): v
+                              for k, v in fields.items()}) from None
+    return out
+
+
+def name_fields(company_name: str) -> dict:
+    """The search fields stored beside a name (as create stores them)."""
+    key = norm.normalize_company_name(company_name)
+    return {"name_core": key.core, "name_region": key.region_key,
+            "name_grams": domain.name_terms(key.core)}
 
 
 def _same(a, b) -> bool:

@@ -226,3 +226,37 @@ def test_snapshot_has_the_created_fields():
     assert set(snap) == {"company_name", "owner_id", "team_id", "stage", "expected_value_fen",
                          "status", "birthday", "birthday_label", "birthday_kind"}
     assert snap["birthday"] is None
+
+
+def test_changes_are_normalized_as_create_normalizes():
+    out = lc.normalize_changes({"phones": ["0755-8321 6666", "138 0013 8000"],
+                                "emails": ["Purchase@HuaQiang-Elec.cn"],
+                                "expected_value": 88000.5, "birthday_label": "公司成立纪念日",
+                                "contacts": [{"name": "陈志强", "phone": "13800138000",
+                                              "decision_level": 4}]})
+    assert out["phones"] == ["+8675583216666", "+8613800138000"]
+    assert out["emails"] == ["purchase@huaqiang-elec.cn"]
+    assert out["expected_value_fen"] == 8800050
+    assert out["birthday_kind"] == "anniversary"
+    assert out["contacts"][0]["phone"] == "+8613800138000"
+    assert "company_name" not in out and "credit_code" not in out
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"company_name": None}, "changes.company_name"),
+    ({"company_name": "  "}, "changes.company_name"),
+    ({"phones": ["12"]}, "changes.phones"),
+    ({"credit_code": "91440300708461136X"}, "changes.credit_code"),
+    ({"birthday": "02-30"}, "changes.birthday"),
+    ({"expected_value": 1.234}, "changes.expected_value"),
+])
+def test_bad_changes_name_the_field(changes, field):
+    with pytest.raises(Invalid) as err:
+        lc.normalize_changes(changes)
+    assert list(err.value.details["fields"]) == [field]
+
+
+def test_a_new_name_brings_its_search_fields():
+    got = lc.name_fields("深圳市华强电子有限公司")
+    assert got["name_core"] == "华强电子" and got["name_region"] == "广东/深圳"
+    assert "华强" in got["name_grams"]
