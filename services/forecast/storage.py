@@ -1,0 +1,396 @@
+"""The forecast database: deals, scope aggregates, snapshots, jobs.
+
+Collections
+-----------
+- ``deals``: one document per customer (``_id`` = customer id): its state
+  registers and their clocks (``domain.apply_deal_event``), its stage history,
+  ``contrib`` (what it adds to the scope documents), ``gens`` (the aggregate
+  generations it is counted in), ``rev`` (bumped by every write) and, while an
+  update is being applied, ``pending``.
+- ``scopes``: one document per (generation, team): ``pipe.<owner>.<stage>.{c,
+  v}`` and ``cal.<stage>.{n, k}`` (``readmodel``), and ``applied``: the ids of
+  the updates applied to it that are not finished yet.
+- ``meta``: ``{_id: "state", gen, building, stages, stages_clock}``.
+- ``snapshots``: weekly figures, unique per (scope, week).
+- ``jobs``: rebuild / reconcile runs, claimed with a lease.
+- ``rejected``: events that cannot be applied (malformed payloads).
+
+Exactly once without transactions (``update_deal``)
+-------------------------------------------------
+A deal update is one conditional write of the deal document (``rev`` must be
+the one read) that stores the new state *and* the increments it implies as
+``pending {op, by, at, cells}``. Then each cell is applied with
+``{_id, applied: {$ne: op}} -> $inc, $push applied op``: the marker makes it
+apply at most once. Then ``pending`` is cleared (only by its writer ``by``),
+then the markers are pulled.
+
+- The process dies before the deal write: nothing happened; RabbitMQ
+  redelivers the event (it is acked only after the handler returns).
+- It dies after it: the deal already shows the event, so the redelivered
+  event changes nothing by itself, but whoever next reads the deal finds the
+  ``pending`` update and, once it is older than ``LEASE`` (the writer is
+  presumably gone), takes it over: applies the cells not yet marked, clears
+  it. Nothing is lost, nothing counted twice. A ``@timer`` also sweeps
+  pending updates no event comes back for.
+- A writer that was only slow and wakes up after a take-over finds its cells
+  marked (the taker marks every cell) and its clear refused (``by`` changed).
+  Markers of taken-over updates are therefore never pulled (a few ids per
+  crash), so no late write can count again.
+- Two events of one deal at once: the second write fails on ``rev`` and is
+  retried; a fresh ``pending`` of someone else is waited for, not taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import eventlet
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.common.ids import new_id
+from services.forecast import readmodel
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=15)
+WAIT_STEP_SECONDS = 0.02
+MAX_WAIT_SECONDS = 20.0  # > LEASE: one delivery can outwait a dead writer
+JOB_LEASE = timedelta(seconds=60)
+STATE = "state"
+
+
+class Busy(Exception):
+    """A deal stayed locked by another writer's fresh update: try again later."""
+
+
+def ensure_indexes(db: Database) -> None:
+    db.deals.create_index([("last_team_id", ASCENDING)], name="last_team")
+    db.deals.create_index([("last_owner_id", ASCENDING)], name="last_owner")
+    db.deals.create_index([("gens", ASCENDING)], name="gens")
+    db.deals.create_index([("pending.at", ASCENDING)], name="pending_at", sparse=True)
+    db.scopes.create_index([("gen", ASCENDING), ("team", ASCENDING)], name="gen_team")
+    db.snapshots.create_index([("scope", ASCENDING), ("week", ASCENDING)], unique=True,
+                              name="scope_week_unique")
+    db.jobs.create_index([("state", ASCENDING), ("created_at", ASCENDING)], name="state_created")
+    db.jobs.create_index([("kind", ASCENDING), ("created_at", DESCENDING)], name="kind_created")
+    try:
+        db.meta.insert_one({"_id": STATE, "gen": 0, "building": None, "stages": None,
+                            "stages_clock": None})
+    except DuplicateKeyError:
+        pass
+
+
+# --------------------------------------------------------------------------
+# meta: generation and stage definitions
+
+
+def get_meta(db: Database) -> dict:
+    doc = db.meta.find_one({"_id": STATE})
+    if doc is None:
+        ensure_indexes(db)
+        doc = db.meta.find_one({"_id": STATE})
+    return doc
+
+
+def live_gens(meta: dict) -> list[int]:
+    gens = [meta["gen"]]
+    if meta.get("building") is not None:
+        gens.append(meta["building"])
+    return gens
+
+
+def set_stages(db: Database, expected_clock: dict | None, stages: list[dict], clock: dict) -> bool:
+    """Replace the stage list if nobody else did since it was read."""
+    r = db.meta.update_one({"_id": STATE, "stages_clock": expected_clock},
+                           {"$set": {"stages": stages, "stages_clock": clock}})
+    return r.matched_count == 1
+
+
+def start_building(db: Database) -> int:
+    """The generation a rebuild fills (an unfinished rebuild's, to resume it)."""
+    meta = get_meta(db)
+    if meta.get("building") is not None:
+        return meta["building"]
+    building = meta["gen"] + 1
+    db.meta.update_one({"_id": STATE, "building": None}, {"$set": {"building": building}})
+    return get_meta(db)["building"]
+
+
+def switch_gen(db: Database, building: int) -> bool:
+    r = db.meta.update_one({"_id": STATE, "building": building},
+                           {"$set": {"gen": building, "building": None}})
+    return r.matched_count == 1
+
+
+def drop_old_gens(db: Database, gen: int) -> None:
+    """After a switch: deals stop feeding the old generations, which go.
+    (``rev`` moves so that a writer holding the old list retries.)"""
+    for old in sorted({d["gen"] for d in db.scopes.find({"gen": {"$lt": gen}}, {"gen": 1})}
+                      | {gen - 1}):
+        db.deals.update_many({"gens": old}, {"$pull": {"gens": old}, "$inc": {"rev": 1}})
+    db.scopes.delete_many({"gen": {"$lt": gen}})
+
+
+# --------------------------------------------------------------------------
+# scope documents
+
+
+def scope_id(gen: int, team: str) -> str:
+    return f"{gen}|{team}"
+
+
+def team_docs(db: Database, gen: int, team: str | None = None) -> list[dict]:
+    query: dict[str, Any] = {"gen": gen}
+    if team is not None:
+        query["team"] = team
+    return list(db.scopes.find(query, {"pipe": 1, "cal": 1, "team": 1}))
+
+
+def owner_docs(db: Database, gen: int, owner: str) -> list[dict]:
+    return list(db.scopes.find({"gen": gen, f"pipe.{owner}": {"$exists": True}},
+                               {"pipe": 1, "cal": 1, "team": 1}))
+
+
+def _apply_cell(db: Database, cell: dict, op: str) -> None:
+    update = {"$inc": cell["inc"], "$push": {"applied": op},
+              "$setOnInsert": {"gen": cell["gen"], "team": cell["team"]}}
+    query = {"_id": cell["id"], "applied": {"$ne": op}}
+    try:
+        db.scopes.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        # The document exists: either it carries the marker already (nothing
+        # to do) or another update created it a moment ago (apply now).
+        del update["$setOnInsert"]
+        db.scopes.update_one(query, update)
+
+
+# --------------------------------------------------------------------------
+# deals: the exactly-once update protocol (module docstring)
+
+
+def _cells(doc: dict | None, fields: dict, gens: list[int]) -> list[dict]:
+    cells = []
+    for gen in gens:
+        before = doc.get("contrib") if doc and gen in doc.get("gens", []) else None
+        for team, inc in sorted(readmodel.increments(before, fields["contrib"]).items()):
+            cells.append({"id": scope_id(gen, team), "gen": gen, "team": team, "inc": inc})
+    return cells
+
+
+def _finish(db: Database, customer_id: str, pending: dict) -> None:
+    for cell in pending["cells"]:
+        _apply_cell(db, cell, pending["op"])
+    cleared = db.deals.update_one(
+        {"_id": customer_id, "pending.op": pending["op"], "pending.by": pending["by"]},
+        {"$unset": {"pending": ""}},
+    )
+    if cleared.modified_count and not pending.get("taken_over"):
+        db.scopes.update_many({"_id": {"$in": [c["id"] for c in pending["cells"]]}},
+                              {"$pull": {"applied": pending["op"]}})
+
+
+def _take_over(db: Database, doc: dict, now: datetime, token: str) -> bool:
+    """Finish someone else's pending update once it is older than LEASE.
+    False while it is fresh (its writer is presumably at work)."""
+    pending = doc["pending"]
+    if pending["at"] + LEASE > now:
+        return False
+    taken = db.deals.update_one(
+        {"_id": doc["_id"], "pending.op": pending["op"], "pending.by": pending["by"]},
+        {"$set": {"pending.by": token, "pending.taken_over": True, "pending.at": now}},
+    )
+    if taken.matched_count:
+        log.warning("finishing the interrupted update %s of deal %s", pending["op"], doc["_id"])
+        _finish(db, doc["_id"], {**pending, "by": token, "taken_over": True})
+    return True
+
+
+Change = Callable[[dict | None], dict | None]
+
+
+def update_deal(
+    db: Database,
+    customer_id: str,
+    change: Change,
+    now: Callable[[], datetime],
+    *,
+    add_gen: int | None = None,
+    max_wait: float = MAX_WAIT_SECONDS,
+) -> dict | None:
+    """Apply ``change`` to a deal exactly once, with the scope documents.
+
+    ``change(doc or None)`` returns the deal's new fields
+    (``readmodel.deal_fields``) or ``None`` for "nothing changes". With
+    ``add_gen`` the deal's whole contribution is also added to that
+    generation if it is not counted there yet (rebuild). Returns the fields
+    written, or ``None``.
+    """
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + max_wait
+    while True:
+        doc = db.deals.find_one({"_id": customer_id})
+        if doc is not None and doc.get("pending"):
+            if not _take_over(db, doc, now(), token):
+                if time.monotonic() > deadline:
+                    raise Busy(customer_id)
+                eventlet.sleep(WAIT_STEP_SECONDS)
+            continue
+        fields = change(doc)
+        gens = list(doc["gens"]) if doc is not None else live_gens(get_meta(db))
+        if add_gen is not None and add_gen not in gens:
+            gens.append(add_gen)
+            if fields is None:
+                fields = {"contrib": doc["contrib"]} if doc is not None else None
+        if fields is None:
+            return None
+        cells = _cells(doc, fields, gens)
+        rev = (doc or {}).get("rev", 0) + 1
+        record = {**fields, "gens": gens, "rev": rev}
+        pending = None
+        if cells:
+            pending = {"op": f"{customer_id}:{rev}:{token[:8]}", "by": token, "at": now(),
+                       "cells": cells}
+            record["pending"] = pending
+        if doc is None:
+            try:
+                db.deals.insert_one({"_id": customer_id, **record})
+            except DuplicateKeyError:
+                continue
+        else:
+            written = db.deals.update_one({"_id": customer_id, "rev": doc["rev"]},
+                                          {"$set": record})
+            if not written.matched_count:
+                continue
+        if pending:
+            _finish(db, customer_id, pending)
+        return fields
+
+
+def stale_pending(db: Database, now: datetime, limit: int = 100) -> list[dict]:
+    return list(db.deals.find({"pending.at": {"$lt": now - LEASE}}).limit(limit))
+
+
+def finish_stale(db: Database, now: datetime) -> int:
+    """Finish updates whose writer died and no event came back for (timer)."""
+    token = uuid.uuid4().hex
+    done = 0
+    for doc in stale_pending(db, now):
+        if _take_over(db, doc, now, token):
+            done += 1
+    return done
+
+
+def find_deal(db: Database, customer_id: str) -> dict | None:
+    return db.deals.find_one({"_id": customer_id})
+
+
+def deals_missing_gen(db: Database, gen: int, limit: int = 500) -> list[str]:
+    return [d["_id"] for d in db.deals.find({"gens": {"$ne": gen}}, {"_id": 1}).limit(limit)]
+
+
+def iter_deals(db: Database, query: dict | None = None, fields: dict | None = None,
+               batch: int = 1000) -> Iterator[dict]:
+    """All deals (by id, page by page: no cursor held open for minutes)."""
+    after = None
+    while True:
+        q = dict(query or {})
+        if after is not None:
+            q["_id"] = {"$gt": after}
+        page = list(db.deals.find(q, fields).sort("_id", ASCENDING).limit(batch))
+        if not page:
+            return
+        yield from page
+        after = page[-1]["_id"]
+
+
+def deal_histories(db: Database, kind: str, ident: str | None) -> Iterator[dict]:
+    query: dict[str, Any] = {}
+    if kind == "team":
+        query["last_team_id"] = ident
+    elif kind == "owner":
+        query["last_owner_id"] = ident
+    return iter_deals(db, query, {"history": 1})
+
+
+def record_rejected(db: Database, event_type: str, payload: dict, error: str, now) -> None:
+    db.rejected.insert_one({"_id": new_id(), "event_type": event_type, "payload": payload,
+                            "error": error, "at": now})
+
+
+# --------------------------------------------------------------------------
+# snapshots
+
+
+def snapshot_taken(db: Database, scope: str, week: str) -> bool:
+    return db.snapshots.count_documents({"scope": scope, "week": week}, limit=1) > 0
+
+
+def insert_snapshots(db: Database, docs: list[dict]) -> int:
+    """Insert what is new; a (scope, week) another instance took is skipped."""
+    if not docs:
+        return 0
+    try:
+        return len(db.snapshots.insert_many(docs, ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            raise
+        return exc.details.get("nInserted", 0)
+
+
+def list_snapshots(db: Database, scope: str, skip: int, limit: int) -> tuple[list[dict], int]:
+    total = db.snapshots.count_documents({"scope": scope})
+    docs = list(db.snapshots.find({"scope": scope}).sort("week", DESCENDING).skip(skip)
+                .limit(limit))
+    return docs, total
+
+
+# --------------------------------------------------------------------------
+# jobs (rebuild, reconcile)
+
+
+def create_job(db: Database, kind: str, requested_by: str | None, now: datetime) -> dict:
+    doc = {"_id": new_id(), "kind": kind, "state": "queued", "requested_by": requested_by,
+           "created_at": now, "started_at": None, "finished_at": None, "lease_until": now,
+           "by": None, "progress": {}, "result": None, "error": None}
+    db.jobs.insert_one(doc)
+    return doc
+
+
+def claim_job(db: Database, now: datetime, token: str) -> dict | None:
+    """A queued job, or a running one whose runner stopped renewing its lease."""
+    return db.jobs.find_one_and_update(
+        {"state": {"$in": ["queued", "running"]}, "lease_until": {"$lt": now}},
+        {"$set": {"state": "running", "by": token, "lease_until": now + JOB_LEASE},
+         "$inc": {"attempts": 1}},
+        sort=[("created_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+def renew_job(db: Database, job_id: str, token: str, now: datetime, progress: dict) -> bool:
+    r = db.jobs.update_one({"_id": job_id, "by": token},
+                           {"$set": {"lease_until": now + JOB_LEASE, "progress": progress}})
+    return r.matched_count == 1
+
+
+def finish_job(db: Database, job_id: str, token: str, now: datetime, *, result=None,
+               error: str | None = None) -> None:
+    db.jobs.update_one({"_id": job_id, "by": token},
+                       {"$set": {"state": "failed" if error else "done", "result": result,
+                                 "error": error, "finished_at": now}})
+
+
+def find_job(db: Database, job_id: str) -> dict | None:
+    return db.jobs.find_one({"_id": job_id})
+
+
+def latest_job(db: Database, kind: str) -> dict | None:
+    docs = list(db.jobs.find({"kind": kind}).sort("created_at", DESCENDING).limit(1))
+    return docs[0] if docs else None
