@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.common.schemas import Id, LongText, Name, Page, Strict, Text
 
@@ -60,6 +60,12 @@ class CheckIn(Strict):
     phones: list[RawPhone] = Field(default_factory=list, max_length=MAX_PHONES)
     credit_code: RawCreditCode | None = None
     emails: list[RawEmail] = Field(default_factory=list, max_length=MAX_EMAILS)
+
+    @model_validator(mode="after")
+    def _something_to_check(self):
+        if not (self.company_name or self.phones or self.credit_code or self.emails):
+            raise ValueError("give at least one of company_name, phones, credit_code, emails")
+        return self
 
 
 class FollowupIn(Strict):
