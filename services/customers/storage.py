@@ -63,8 +63,8 @@ from services.customers.domain import is_name_key, split_name_key
 AUDIT_APPEND_ATTEMPTS = 100
 NAME_CLAIM_ATTEMPTS = 50
 MAX_STREAM_ENTRIES = 10000
-SIMILAR_PER_GRAM = 50
-SIMILAR_MAX_GRAMS = 8
+SIMILAR_CANDIDATES = 400
+SIMILAR_MAX_TERMS = 24
 CANDIDATE_FIELDS = {"company_name": 1, "owner_id": 1, "owner_name": 1, "status": 1,
                     "name_core": 1, "name_region": 1}
 
@@ -298,18 +298,15 @@ def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list
     return docs, total
 
 
-def similar_candidates(db: Database, grams: list[str]) -> list[dict]:
-    """Customers sharing a gram with a name: one index seek per gram, each
-    capped, so the cost does not grow with the number of customers."""
-    picked = grams if len(grams) <= SIMILAR_MAX_GRAMS else [
-        grams[round(i * (len(grams) - 1) / (SIMILAR_MAX_GRAMS - 1))]
-        for i in range(SIMILAR_MAX_GRAMS)]
-    found: dict[str, dict] = {}
-    for gram in dict.fromkeys(picked):
-        for doc in db.customers.find({"name_grams": gram}, CANDIDATE_FIELDS).limit(
-                SIMILAR_PER_GRAM):
-            found.setdefault(doc["_id"], doc)
-    return list(found.values())
+def similar_candidates(db: Database, terms: list[str]) -> list[dict]:
+    """Customers indexed under any of a name's distinctive terms (domain.search_grams
+    leaves out words most company names contain, so each term's posting list
+    is short): one multikey index lookup, capped, whatever the number of
+    customers."""
+    if not terms:
+        return []
+    return list(db.customers.find({"name_grams": {"$in": terms[:SIMILAR_MAX_TERMS]}},
+                                  CANDIDATE_FIELDS).limit(SIMILAR_CANDIDATES))
 
 
 # ---------------------------------------------------------------- follow-ups
