@@ -1,18 +1,293 @@
-"""notify: see ARCHITECTURE.md "Services"."""
+"""notify: the in-app inbox, SMS escalation and its deliveries.
+
+A `ReminderDue` becomes a notification; notify then asks the scheduler for
+an escalation check at fired_at + N minutes. When that check fires
+(`ReminderDue` of kind `escalation`) and the notification is still not
+acknowledged, the SMS goes out exactly once: inserting the delivery document
+(its `_id` is the notification id) is the claim. Failed attempts are retried
+with exponential backoff by a timer, never by sleeping in an event worker.
+"""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import logging
+import time
+from datetime import datetime, timedelta
 
+import eventlet
+import nameko
+from nameko.extensions import DependencyProvider
+from nameko.rpc import ServiceRpc, rpc
+from nameko.timer import Timer
+
+from services.common import clock as clock_module
+from services.common import config
+from services.common.clock import Clock
+from services.common.errors import NotFound
+from services.common.events import Dispatcher, event, handles
 from services.common.mongo import Mongo
+from services.notify import domain, schemas, storage
+from services.notify.sms import (
+    DEFAULT_BASE_DELAY,
+    DEFAULT_MAX_ATTEMPTS,
+    deliver_with_retry,
+    provider_from_config,
+)
+
+log = logging.getLogger(__name__)
+
+# list_users with this actor sees every user (to find a team's managers).
+SYSTEM_ACTOR = {"id": "system", "role": "admin", "team_id": None, "name": "",
+                "username": "system"}
+TERMINAL = (domain.SENT, domain.FAILED, domain.SKIPPED, domain.CANCELLED)
+
+
+class ConfigTimer(Timer):
+    """A timer whose interval comes from the configuration at start."""
+
+    def __init__(self, key: str, default: float, **kwargs):
+        super().__init__(interval=default, eager=True, **kwargs)
+        self.key = key
+        self.default = default
+
+    def setup(self):
+        self.interval = float(config.get(self.key, self.default))
+        super().setup()
+
+
+class SmsProvider(DependencyProvider):
+    """The provider named by CRM_SMS_PROVIDER, built once at start: a
+    misconfigured provider (aliyun without its keys) stops the service
+    from starting instead of failing on the first SMS."""
+
+    def setup(self):
+        self.provider = provider_from_config(nameko.config, clock=clock_module.now)
+
+    def get_dependency(self, worker_ctx):
+        return self.provider
+
+
+class Users:
+    """Users from accounts (phone, settings), cached a few seconds: a burst
+    of reminders for one rep asks accounts once, and a changed setting still
+    applies within NOTIFY_USER_CACHE_SECONDS."""
+
+    cache: dict[str, tuple[float, dict]] = {}
+
+    @classmethod
+    def get(cls, accounts, user_id: str) -> dict:
+        ttl = float(config.get("NOTIFY_USER_CACHE_SECONDS", 5))
+        hit = cls.cache.get(user_id)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        user = accounts.get_users([user_id]).get(user_id) or {}
+        cls.cache[user_id] = (time.monotonic() + ttl, user)
+        return user
+
+
+def _setting(key: str, default: float) -> float:
+    return float(config.get(key, default))
 
 
 class NotifyService:
     name = "notify"
 
-    db = Mongo()
+    db = Mongo(storage.ensure_indexes)
+    clock = Clock()
+    dispatch = Dispatcher()
+    accounts = ServiceRpc("accounts")
+    scheduler = ServiceRpc("scheduler")
+    sms = SmsProvider()
 
     @rpc
     def health(self):
         self.db.command("ping")
         return "ok"
+
+    # ------------------------------------------------------------------
+    # the inbox over the API
+
+    @rpc
+    def list_notifications(self, actor, query=None):
+        q = schemas.NotificationQuery.model_validate(query or {})
+        docs, total = storage.list_notifications(self.db, actor["id"], q.unread,
+                                                 (q.page - 1) * q.page_size, q.page_size)
+        deliveries = storage.find_deliveries(
+            self.db, [d["_id"] for d in docs if d.get("escalation")])
+        return {"items": [domain.view(d, deliveries.get(d["_id"])) for d in docs],
+                "total": total}
+
+    @rpc
+    def get_notification(self, actor, notification_id):
+        doc = self._own(actor, notification_id)
+        return domain.view(doc, storage.find_delivery(self.db, doc["_id"]))
+
+    @rpc
+    def acknowledge(self, actor, notification_id):
+        """Idempotent: a second ack answers the same and emits nothing."""
+        doc = storage.acknowledge(self.db, notification_id, actor["id"], self.clock.now())
+        if doc is None:
+            doc = self._own(actor, notification_id)
+        else:
+            self.dispatch("NotificationAcknowledged", event(
+                notification_id=doc["_id"], user_id=doc["user_id"],
+                reminder_id=(doc.get("ref") or {}).get("reminder_id")))
+        return domain.view(doc, storage.find_delivery(self.db, doc["_id"]))
+
+    @rpc
+    def mark_read(self, actor, notification_id):
+        doc = storage.mark_read(self.db, notification_id, actor["id"])
+        if doc is None:
+            raise NotFound("not_found", "no such notification")
+        return domain.view(doc, storage.find_delivery(self.db, doc["_id"]))
+
+    @rpc
+    def stream_poll(self, user_id, last_seq, since):
+        """For the live stream: the user's head, and when it moved past
+        `last_seq`, the notifications created since `since` (ISO)."""
+        seq = storage.head(self.db, user_id)
+        if seq == last_seq:
+            return {"seq": seq, "items": []}
+        docs = storage.created_since(self.db, user_id, datetime.fromisoformat(since))
+        return {"seq": seq, "items": [domain.view(d) for d in docs]}
+
+    @rpc
+    def sms_attempts(self, notification_id):
+        """Every stored attempt of a notification's SMS (operators, tests)."""
+        return [{**{k: v for k, v in a.items() if k not in ("_id", "at")},
+                 "at": a["at"].isoformat()} for a in storage.attempts_of(self.db, notification_id)]
+
+    def _own(self, actor, notification_id) -> dict:
+        doc = storage.find_notification(self.db, notification_id)
+        if doc is None or doc["user_id"] != actor["id"]:
+            raise NotFound("not_found", "no such notification")
+        return doc
+
+    # ------------------------------------------------------------------
+    # reminders and their escalation
+
+    @handles("scheduler", "ReminderDue")
+    def on_reminder_due(self, payload):
+        if payload.get("kind") == "escalation":
+            self._escalate(payload)
+        else:
+            self._show_reminder(payload)
+
+    def _show_reminder(self, p):
+        now = self.clock.now()
+        settings = None
+        if p.get("escalate_after_minutes") is None:
+            settings = Users.get(self.accounts, p["user_id"]).get("settings")
+        doc = domain.reminder_notification(p, now)
+        doc["escalation"] = domain.escalation_plan(p, settings)
+        doc, new = storage.insert_notification(self.db, doc)
+        storage.bump_head(self.db, doc["user_id"], now)
+        if doc.get("escalation") and not doc["acknowledged"]:
+            # Idempotent on the scheduler's side: a redelivered event asks again.
+            self.scheduler.schedule_escalation({
+                "notification_id": doc["_id"], "user_id": doc["user_id"],
+                "reminder_id": p["reminder_id"], "title": doc["title"][:200],
+                "due_at": doc["escalation"]["due_at"].isoformat(),
+                "customer_id": p.get("customer_id"),
+            })
+
+    def _escalate(self, p):
+        nid = p.get("escalation_of")
+        doc = storage.find_notification(self.db, nid) if nid else None
+        if doc is None:
+            log.warning("escalation for unknown notification %s", nid)
+            return
+        if doc["acknowledged"]:
+            return  # seen in time: no SMS
+        user = Users.get(self.accounts, doc["user_id"])
+        tz = (user.get("settings") or {}).get("timezone") or user.get("timezone")
+        now = self.clock.now()
+        delivery = domain.new_delivery(doc, user.get("phone"), domain.sms_text(doc, tz), now)
+        if not storage.claim_delivery(self.db, delivery):
+            return  # this notification's SMS is already someone's
+        if delivery["status"] == domain.SENDING:
+            storage.schedule_retry(self.db, nid, now)
+            self._attempt(nid)
+
+    @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5)
+    def retry_due(self):
+        now = self.clock.now()
+        pool = eventlet.GreenPool(4)
+        list(pool.imap(self._attempt, [r["_id"] for r in storage.due_retries(self.db, now)]))
+
+    def _attempt(self, nid):
+        """One attempt of a delivery, if it is due and this worker claims it."""
+        now = self.clock.now()
+        lease = timedelta(seconds=_setting("SMS_LEASE_SECONDS", 60))
+        if not storage.claim_retry(self.db, nid, now, now + lease):
+            return
+        delivery = storage.find_delivery(self.db, nid)
+        if delivery is None or delivery["status"] in TERMINAL:
+            storage.drop_retry(self.db, nid)
+            return
+        notification = storage.find_notification(self.db, nid)
+        if notification is None or notification["acknowledged"]:
+            storage.save_delivery(self.db, domain.stopped(delivery, now))
+            storage.drop_retry(self.db, nid)
+            return
+        _, attempts = deliver_with_retry(self.sms, delivery["to"], delivery["text"],
+                                         max_attempts=1, clock=clock_module.now)
+        attempt = attempts[0]
+        storage.record_attempt(self.db, nid, {**attempt.to_dict(),
+                                              "n": len(delivery["attempts"]) + 1})
+        delivery = domain.after_attempt(
+            delivery, attempt,
+            int(_setting("SMS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)),
+            _setting("SMS_BASE_DELAY_SECONDS", DEFAULT_BASE_DELAY),
+            self.clock.now())
+        storage.save_delivery(self.db, delivery)
+        if delivery["status"] == domain.RETRYING:
+            storage.schedule_retry(self.db, nid, delivery["next_attempt_at"])
+        else:
+            storage.drop_retry(self.db, nid)
+            log.info("SMS for notification %s: %s after %d attempt(s)", nid,
+                     delivery["status"], len(delivery["attempts"]))
+
+    # ------------------------------------------------------------------
+    # other services' events
+
+    @handles("customers", "AlarmRaised")
+    def on_alarm_raised(self, payload):
+        managers = self._managers([payload.get("team_id")])
+        self._store(domain.alarm_raised(payload, managers, self.clock.now()))
+
+    @handles("customers", "AlarmResolved")
+    def on_alarm_resolved(self, payload):
+        self._store(domain.alarm_resolved(payload, self.clock.now()))
+
+    @handles("customers", "DisputeFiled")
+    def on_dispute_filed(self, payload):
+        managers = self._managers([payload.get("team_id"), payload.get("claimant_team_id")])
+        self._store(domain.dispute_filed(payload, managers, self.clock.now()))
+
+    @handles("customers", "OwnerChanged")
+    def on_owner_changed(self, payload):
+        self._store(domain.owner_changed(payload, self.clock.now()))
+
+    @handles("knowledge", "AnswerPosted")
+    def on_answer_posted(self, payload):
+        self._store(domain.answer_posted(payload, self.clock.now()))
+
+    @handles("knowledge", "AnswerAccepted")
+    def on_answer_accepted(self, payload):
+        self._store(domain.answer_accepted(payload, self.clock.now()))
+
+    def _store(self, docs):
+        for doc in docs:
+            doc, _ = storage.insert_notification(self.db, doc)
+            storage.bump_head(self.db, doc["user_id"], self.clock.now())
+
+    def _managers(self, team_ids) -> list[str]:
+        users, page = [], 1
+        while True:
+            got = self.accounts.list_users(SYSTEM_ACTOR, page, 100)
+            users.extend(got["items"])
+            if len(got["items"]) < 100 or len(users) >= got["total"]:
+                break
+            page += 1
+        return domain.managers_of(users, team_ids)

@@ -1,18 +1,355 @@
-"""scheduler: see ARCHITECTURE.md "Services"."""
+"""scheduler: reminders and the firing loop that emits `ReminderDue`.
+
+Firing is safe with any number of instances and across crashes:
+- each reminder is fired under a lock taken by inserting `locks/{_id}`
+  (exactly one inserter wins), with a lease;
+- the event is dispatched (broker-confirmed) *before* the reminder is marked
+  fired, so a crash in between leaves a pending reminder whose lock lease
+  runs out and which is then fired again: at least once, never lost;
+- notify keys its notification by reminder id, so the rare second dispatch
+  never shows twice.
+"""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from datetime import timedelta
 
+import eventlet
+from nameko.rpc import ServiceRpc, rpc
+from nameko.timer import Timer
+
+from services.common import config
+from services.common.auth import Principal
+from services.common.clock import Clock
+from services.common.errors import Conflict, Invalid, NotFound
+from services.common.events import Dispatcher, event, handles
+from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.validation import parse
+from services.scheduler import domain, rules, schemas, storage
+
+log = logging.getLogger(__name__)
+
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+DEFAULT_SETTINGS = {"escalate_after_minutes": rules.DEFAULT_ESCALATE_AFTER_MINUTES,
+                    "birthday_lead_days": rules.DEFAULT_BIRTHDAY_LEAD_DAYS,
+                    "timezone": rules.DEFAULT_TIMEZONE}
+LOCK_TRIES = 25
+LOCK_RETRY_SECONDS = 0.02
+
+
+class ConfigTimer(Timer):
+    """A timer whose interval comes from the configuration at start (the
+    class body is read before the configuration is loaded). Eager: the first
+    tick runs at start, so what fell due while the service was down fires
+    right away."""
+
+    def __init__(self, key: str, default: float, **kwargs):
+        super().__init__(interval=default, eager=True, **kwargs)
+        self.key = key
+        self.default = default
+
+    def setup(self):
+        self.interval = float(config.get(self.key, self.default))
+        super().setup()
+
+
+def _setting(key: str, default: float) -> float:
+    return float(config.get(key, default))
+
+
+class Busy(Conflict):
+    pass
 
 
 class SchedulerService:
     name = "scheduler"
 
-    db = Mongo()
+    db = Mongo(storage.ensure_indexes)
+    clock = Clock()
+    dispatch = Dispatcher()
+    accounts = ServiceRpc("accounts")
+    customers = ServiceRpc("customers")
+
+    # Housekeeping (purging done queue entries, re-queueing a reminder whose
+    # entry was lost in a crash) is not business time: the wall clock paces it.
+    _last_sweep = {"at": 0.0}
 
     @rpc
     def health(self):
         self.db.command("ping")
         return "ok"
+
+    # ------------------------------------------------------------------
+    # reminders over the API
+
+    @rpc
+    def create_reminder(self, actor, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.ReminderIn, body).model_dump()
+        now = self.clock.now()
+        domain.check_due_at(data["due_at"], now)
+        if data.get("customer_id"):
+            try:
+                self.customers.get_customer(actor.as_dict(), data["customer_id"])
+            except NotFound:
+                raise Invalid.fields({"customer_id": "no such customer"}) from None
+        doc = domain.new_reminder(new_id(), actor.id, "event", data, now)
+        storage.insert_reminder(self.db, doc)
+        return domain.view(doc)
+
+    @rpc
+    def create_revisit(self, actor, customer_id, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.RevisitIn, body).model_dump()
+        now = self.clock.now()
+        domain.check_due_at(data["at"], now, "at")
+        # NotFound (not visible) crosses back to the caller as a 404.
+        customer = self.customers.get_customer(actor.as_dict(), customer_id)
+        doc = domain.revisit_reminder(new_id(), actor.id, customer, data, now)
+        storage.insert_reminder(self.db, doc)
+        return domain.view(doc)
+
+    @rpc
+    def get_reminder(self, actor, reminder_id):
+        doc = storage.find_reminder(self.db, reminder_id)
+        if doc is None or doc["user_id"] != actor["id"] or doc["kind"] not in domain.USER_KINDS:
+            raise NotFound("not_found", "no such reminder")
+        return domain.view(doc)
+
+    @rpc
+    def list_reminders(self, actor, query=None):
+        q = schemas.ReminderQuery.model_validate(query or {})
+        flt = domain.list_filter(actor["id"], q.model_dump(by_alias=True))
+        docs, total = storage.list_reminders(self.db, flt, (q.page - 1) * q.page_size,
+                                             q.page_size)
+        return {"items": [domain.view(d) for d in docs], "total": total}
+
+    @rpc
+    def update_reminder(self, actor, reminder_id, body):
+        data = parse(schemas.ReminderPatch, body)
+        changes = data.model_dump(include=data.model_fields_set)
+        with self._locked(reminder_id):
+            doc = domain.check_editable(storage.find_reminder(self.db, reminder_id), actor["id"])
+            new = domain.apply_patch(doc, changes, self.clock.now())
+            storage.save_reminder(self.db, new)
+            if new["due_at"] != doc["due_at"]:
+                storage.enqueue(self.db, reminder_id, new["due_at"])
+        return domain.view(new)
+
+    @rpc
+    def cancel_reminder(self, actor, reminder_id):
+        now = self.clock.now()
+        with self._locked(reminder_id):
+            doc = domain.check_editable(storage.find_reminder(self.db, reminder_id), actor["id"])
+            new = domain.cancelled(doc, now)
+            storage.save_reminder(self.db, new)
+            storage.dequeue(self.db, reminder_id)
+        if new["kind"] in domain.BIRTHDAY_KINDS and new.get("series"):
+            # skipping this year's greeting keeps the following years
+            self._put_birthday(domain.next_in_series(new, now))
+        return domain.view(new)
+
+    # ------------------------------------------------------------------
+    # escalation checks, asked for by notify
+
+    @rpc
+    def schedule_escalation(self, body):
+        """Idempotent: one check per notification, however often asked."""
+        data = schemas.EscalationIn.model_validate(body).model_dump()
+        doc = domain.escalation_reminder(data, self.clock.now())
+        try:
+            storage.insert_reminder(self.db, doc)
+        except storage.AlreadyExists:
+            doc = storage.find_reminder(self.db, doc["_id"])
+        return {"id": doc["_id"], "due_at": doc["due_at"].isoformat(), "status": doc["status"]}
+
+    @handles("notify", "NotificationAcknowledged")
+    def on_notification_acknowledged(self, payload):
+        now = self.clock.now()
+        rid = payload.get("reminder_id")
+        if rid:
+            with self._locked(rid):
+                doc = storage.find_reminder(self.db, rid)
+                new = domain.acknowledged(doc, now) if doc else None
+                if new:
+                    storage.save_reminder(self.db, new)
+        esc = domain.escalation_id(payload["notification_id"])
+        with self._locked(esc):
+            doc = storage.find_reminder(self.db, esc)
+            if doc and doc["status"] == rules.PENDING:
+                storage.save_reminder(self.db, domain.cancelled(doc, now))
+                storage.dequeue(self.db, esc)
+
+    # ------------------------------------------------------------------
+    # the firing loop
+
+    @ConfigTimer.decorator("SCHEDULER_TICK_SECONDS", 0.5)
+    def tick(self):
+        self.fire_due()
+
+    def fire_due(self) -> int:
+        """Fire every reminder that is due now; returns how many this
+        instance fired."""
+        now = self.clock.now()
+        lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
+        late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
+        batch = int(_setting("SCHEDULER_BATCH", 500))
+        pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 4))))
+        self._recover(now)
+        self._sweep(now)
+        total = 0
+        while True:
+            entries = storage.due_entries(self.db, now, batch)
+            if not entries:
+                break
+            # Another instance reads the same entries: starting from a
+            # different end makes them collide on fewer locks.
+            random.shuffle(entries)
+            owner = f"{INSTANCE}:{uuid.uuid4().hex[:8]}"
+            try:
+                fired = sum(pool.imap(
+                    self._fire_one, [e["_id"] for e in entries], itertools.repeat(owner),
+                    itertools.repeat(now), itertools.repeat(lease), itertools.repeat(late_after)))
+            finally:
+                storage.unlock_all(self.db, owner)
+            total += fired
+            if len(entries) < batch or fired == 0:
+                break
+            now = self.clock.now()
+        return total
+
+    def _fire_one(self, rid, owner, now, lease, late_after) -> int:
+        db = self.db
+        try:
+            if not storage.try_lock(db, rid, owner, now + lease):
+                return 0  # another instance has it (or a user is editing it)
+            doc = storage.find_reminder(db, rid)
+            if doc is None or doc["status"] != rules.PENDING:
+                storage.dequeue(db, rid)
+                return 0
+            if doc["due_at"] > now:
+                return 0  # moved later by an edit, which re-queued it
+            if doc["kind"] in domain.BIRTHDAY_KINDS and not domain.still_current(
+                    doc, storage.find_series(db, doc["customer_id"])):
+                storage.save_reminder(db, domain.cancelled(doc, now))
+                storage.dequeue(db, rid)
+                return 0
+            doc = {**domain.fired(doc, now, late_after), "fired_by": owner.rsplit(":", 1)[0]}
+            self.dispatch("ReminderDue", event(**domain.due_event(doc)))
+            storage.save_reminder(db, doc)
+            storage.dequeue(db, rid)
+            if doc["kind"] in domain.BIRTHDAY_KINDS:
+                self._put_birthday(domain.next_in_series(doc, now))
+            return 1
+        except Exception:  # noqa: BLE001 - one bad reminder must not stop the others
+            log.exception("firing reminder %s failed; it stays pending and is retried", rid)
+            return 0
+
+    def _recover(self, now):
+        """Locks whose lease ran out belong to a process that died: break
+        them, and the reminder they guarded (still pending, still queued)
+        fires on this pass."""
+        for lock in storage.expired_locks(self.db, now):
+            if storage.break_lock(self.db, lock["_id"], now):
+                log.warning("broke the expired lock %s of %s", lock["_id"], lock.get("owner"))
+
+    def _sweep(self, now):
+        every = _setting("SCHEDULER_SWEEP_SECONDS", 60)
+        if time.monotonic() - self._last_sweep["at"] < every:
+            return
+        self._last_sweep["at"] = time.monotonic()
+        storage.purge_done(self.db)
+        for doc in storage.pending_due(self.db, now):
+            entry = storage.queue_entry(self.db, doc["_id"])
+            if entry is None or entry.get("done"):
+                log.warning("re-queueing reminder %s (its queue entry was lost)", doc["_id"])
+                storage.enqueue(self.db, doc["_id"], doc["due_at"])
+
+    @contextlib.contextmanager
+    def _locked(self, key):
+        owner = "edit:" + uuid.uuid4().hex
+        lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
+        for _ in range(LOCK_TRIES):
+            if storage.try_lock(self.db, key, owner, self.clock.now() + lease):
+                break
+            eventlet.sleep(LOCK_RETRY_SECONDS)
+        else:
+            raise Busy("busy", "the reminder is being fired or changed right now; try again")
+        try:
+            yield
+        finally:
+            storage.unlock(self.db, key, owner)
+
+    # ------------------------------------------------------------------
+    # birthdays and anniversaries
+
+    @handles("customers", "CustomerCreated")
+    def on_customer_created(self, payload):
+        self._apply_series("CustomerCreated", payload)
+
+    @handles("customers", "CustomerAmended")
+    def on_customer_amended(self, payload):
+        self._apply_series("CustomerAmended", payload)
+
+    @handles("customers", "OwnerChanged")
+    def on_owner_changed(self, payload):
+        self._apply_series("OwnerChanged", payload)
+
+    @handles("customers", "CustomerAbandoned")
+    def on_customer_abandoned(self, payload):
+        self._apply_series("CustomerAbandoned", payload)
+
+    def _apply_series(self, event_type, payload):
+        series = domain.series_from_event(event_type, payload)
+        cid = series["_id"]
+        now = self.clock.now()
+        # One customer's events are applied one at a time, in version order;
+        # a busy lock raises and the event comes back a moment later.
+        with self._locked("series:" + cid):
+            stored = storage.find_series(self.db, cid)
+            if not domain.is_newer(series, stored):
+                return  # a repeated or out-of-date event
+            if not domain.same_schedule(series, stored):
+                for doc in storage.pending_of_customer(self.db, cid, domain.BIRTHDAY_KINDS):
+                    self._cancel_quietly(doc["_id"], now)
+                if series["active"]:
+                    settings = self._settings(series["owner_id"])
+                    self._put_birthday(domain.birthday_reminder(
+                        series, int(settings["birthday_lead_days"]), settings["timezone"],
+                        now, now))
+            storage.save_series(self.db, series)
+
+    def _cancel_quietly(self, rid, now):
+        with self._locked(rid):
+            doc = storage.find_reminder(self.db, rid)
+            if doc and doc["status"] == rules.PENDING:
+                storage.save_reminder(self.db, domain.cancelled(doc, now))
+                storage.dequeue(self.db, rid)
+
+    def _put_birthday(self, doc):
+        """Insert a birthday reminder; the same one again (a redelivered
+        event, a redone step) revives it if it had been cancelled."""
+        try:
+            storage.insert_reminder(self.db, doc)
+            return
+        except storage.AlreadyExists:
+            pass
+        with self._locked(doc["_id"]):
+            existing = storage.find_reminder(self.db, doc["_id"])
+            if existing and existing["status"] == rules.CANCELLED:
+                storage.save_reminder(self.db, {**doc, "created_at": existing["created_at"]})
+                storage.enqueue(self.db, doc["_id"], doc["due_at"])
+
+    def _settings(self, user_id) -> dict:
+        users = self.accounts.get_users([user_id])
+        user = users.get(user_id) or {}
+        return {**DEFAULT_SETTINGS, **(user.get("settings") or {})}

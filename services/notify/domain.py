@@ -1,0 +1,239 @@
+"""Notify decisions as plain functions (no I/O, "now" passed in).
+
+Every notification has a `key` naming what it is about and for whom (a
+reminder, an alarm and a manager, ...): a unique index on it makes every
+event handler idempotent, so a redelivered event never shows twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.common.clock import iso
+from services.notify.sms import Attempt, retry_delay
+from services.scheduler.rules import DEFAULT_TIMEZONE, escalation_due
+
+REASONS = {"claim": "认领公海客户", "dispute": "归属申诉裁决", "reassign": "经理重新分配"}
+DECISIONS = {"continue": "继续跟进", "reassign": "转给他人", "abandon": "放弃到公海"}
+
+# sms.status values
+SCHEDULED, NOT_NEEDED = "scheduled", "not_needed"
+SENDING, RETRYING, SENT, FAILED = "sending", "retrying", "sent", "failed"
+SKIPPED, CANCELLED = "skipped", "cancelled"
+
+
+def _doc(key, user_id, kind, title, body, ref, now) -> dict:
+    return {
+        "key": key,
+        "user_id": user_id,
+        "kind": kind,
+        "title": title[:200],
+        "body": body or "",
+        "ref": {k: v for k, v in ref.items() if v is not None},
+        "created_at": now,
+        "read": False,
+        "acknowledged": False,
+        "acknowledged_at": None,
+        "escalation": None,
+    }
+
+
+# --------------------------------------------------------------------------
+# reminders
+
+
+def reminder_key(reminder_id: str) -> str:
+    return f"reminder:{reminder_id}"
+
+
+def reminder_notification(p: dict, now: datetime) -> dict:
+    body = p.get("content") or ""
+    if p.get("contact_name") and p["kind"] == "revisit" and p["contact_name"] not in body:
+        body = f"联系人：{p['contact_name']}" + (f"\n{body}" if body else "")
+    return _doc(reminder_key(p["reminder_id"]), p["user_id"], p["kind"], p["title"], body, {
+        "reminder_id": p["reminder_id"],
+        "customer_id": p.get("customer_id"),
+        "due_at": p.get("due_at"),
+        "late": bool(p.get("late")),
+    }, now)
+
+
+def escalation_minutes(p: dict, settings: dict | None) -> float:
+    """The reminder's own value, else the user's setting (default 10)."""
+    if p.get("escalate_after_minutes") is not None:
+        return float(p["escalate_after_minutes"])
+    return float((settings or {}).get("escalate_after_minutes", 10))
+
+
+def escalation_plan(p: dict, settings: dict | None) -> dict | None:
+    """When the SMS goes out if nobody acknowledges: `fired_at` + N minutes
+    (not `due_at` + N: a reminder that fired late still gets its N minutes
+    in the inbox first). None for 0 = never."""
+    minutes = escalation_minutes(p, settings)
+    due = escalation_due(datetime.fromisoformat(p["fired_at"]), minutes)
+    if due is None:
+        return None
+    return {"minutes": minutes, "due_at": due}
+
+
+def sms_text(notification: dict, tz: str | None) -> str:
+    zone = ZoneInfo(tz or DEFAULT_TIMEZONE)
+    due = (notification.get("ref") or {}).get("due_at")
+    when = ""
+    if due:
+        when = datetime.fromisoformat(due).astimezone(zone).strftime("%m-%d %H:%M") + " "
+    return f"【销售CRM】{when}提醒未确认：{notification['title']}。请登录系统确认。"
+
+
+# --------------------------------------------------------------------------
+# SMS deliveries
+
+
+def new_delivery(notification: dict, to: str | None, text: str, now: datetime) -> dict:
+    return {
+        "_id": notification["_id"],
+        "user_id": notification["user_id"],
+        "to": to,
+        "text": text,
+        "status": SENDING if to else SKIPPED,
+        "error": None if to else "the user has no phone number",
+        "attempts": [],
+        "created_at": now,
+        "updated_at": now,
+        "next_attempt_at": now if to else None,
+    }
+
+
+def after_attempt(delivery: dict, attempt: Attempt, max_attempts: int, base_delay: float,
+                  now: datetime) -> dict:
+    """The delivery after one more attempt: sent, failed after the last one,
+    or retrying at the next backoff time."""
+    attempts = [*delivery["attempts"], {**attempt.to_dict(), "n": len(delivery["attempts"]) + 1}]
+    out = {**delivery, "attempts": attempts, "updated_at": now}
+    if attempt.ok:
+        return {**out, "status": SENT, "error": None, "next_attempt_at": None}
+    if len(attempts) >= max_attempts:
+        return {**out, "status": FAILED, "error": attempt.error, "next_attempt_at": None}
+    delay = retry_delay(len(attempts), base_delay)
+    return {**out, "status": RETRYING, "error": attempt.error,
+            "next_attempt_at": now + timedelta(seconds=delay)}
+
+
+def stopped(delivery: dict, now: datetime) -> dict:
+    return {**delivery, "status": CANCELLED, "next_attempt_at": None, "updated_at": now,
+            "error": "acknowledged before the SMS went out"}
+
+
+# --------------------------------------------------------------------------
+# customers' and knowledge's events
+
+
+def alarm_raised(p: dict, manager_ids, now) -> list[dict]:
+    return [_doc(f"alarm_raised:{p['alarm_id']}:{m}", m, "alarm_raised",
+                 f"困难报警：{p.get('company_name') or ''}", p.get("reason") or "",
+                 {"alarm_id": p["alarm_id"], "customer_id": p.get("customer_id"),
+                  "rep_id": p.get("owner_id")}, now)
+            for m in manager_ids]
+
+
+def alarm_resolved(p: dict, now) -> list[dict]:
+    decision = DECISIONS.get(p.get("decision"), p.get("decision") or "")
+    body = f"处理结果：{decision}" + (f"\n{p['note']}" if p.get("note") else "")
+    if not p.get("owner_id"):
+        return []
+    return [_doc(f"alarm_resolved:{p['alarm_id']}:{p['owner_id']}", p["owner_id"],
+                 "alarm_resolved", f"报警已处理：{p.get('company_name') or ''}", body,
+                 {"alarm_id": p["alarm_id"], "customer_id": p.get("customer_id"),
+                  "decision": p.get("decision")}, now)]
+
+
+def dispute_filed(p: dict, manager_ids, now) -> list[dict]:
+    contact = p.get("contact") or {}
+    body = (f"申诉人联系人：{contact.get('name', '')} {contact.get('title', '')}"
+            f"（决策权 {contact.get('decision_level', '?')}）")
+    if p.get("note"):
+        body += f"\n{p['note']}"
+    return [_doc(f"dispute_filed:{p['dispute_id']}:{m}", m, "dispute_filed",
+                 f"归属申诉：{p.get('company_name') or ''}", body,
+                 {"dispute_id": p["dispute_id"], "customer_id": p.get("customer_id"),
+                  "claimant_id": p.get("claimant_id"), "owner_id": p.get("owner_id")}, now)
+            for m in manager_ids]
+
+
+def answer_posted(p: dict, now) -> list[dict]:
+    if not p.get("asker_id") or p.get("asker_id") == p.get("author_id"):
+        return []
+    return [_doc(f"answer_posted:{p['answer_id']}:{p['asker_id']}", p["asker_id"],
+                 "answer_posted", f"你的问题有了新解答：{p.get('title') or ''}", "",
+                 {"question_id": p.get("question_id"), "answer_id": p["answer_id"],
+                  "author_id": p.get("author_id")}, now)]
+
+
+def answer_accepted(p: dict, now) -> list[dict]:
+    if not p.get("author_id") or p.get("author_id") == p.get("accepted_by"):
+        return []
+    return [_doc(f"answer_accepted:{p['answer_id']}:{p['author_id']}", p["author_id"],
+                 "answer_accepted", "你的解答被采纳了", "",
+                 {"question_id": p.get("question_id"), "answer_id": p["answer_id"]}, now)]
+
+
+def owner_changed(p: dict, now) -> list[dict]:
+    reason = REASONS.get(p.get("reason"), p.get("reason") or "")
+    company = p.get("company_name") or ""
+    ref = {"customer_id": p["customer_id"], "reason": p.get("reason"),
+           "old_owner_id": p.get("old_owner_id"), "new_owner_id": p.get("new_owner_id")}
+    version = p.get("version", "")
+    docs = []
+    old, new = p.get("old_owner_id"), p.get("new_owner_id")
+    if old and old != new:
+        docs.append(_doc(f"owner_changed:{p['customer_id']}:{version}:{old}", old,
+                         "owner_changed", f"客户已转出：{company}", f"原因：{reason}", ref, now))
+    if new and old != new:
+        docs.append(_doc(f"owner_changed:{p['customer_id']}:{version}:{new}", new,
+                         "owner_changed", f"客户已转入：{company}", f"原因：{reason}", ref, now))
+    return docs
+
+
+def managers_of(users, team_ids) -> list[str]:
+    teams = {t for t in team_ids if t}
+    return sorted({u["id"] for u in users if u.get("role") == "manager"
+                   and u.get("team_id") in teams})
+
+
+# --------------------------------------------------------------------------
+# the API's view
+
+
+def sms_view(notification: dict, delivery: dict | None) -> dict | None:
+    esc = notification.get("escalation")
+    if delivery is not None:
+        return {
+            "status": delivery["status"],
+            "due_at": iso(esc["due_at"]) if esc else None,
+            "to": delivery.get("to"),
+            "error": delivery.get("error"),
+            "attempts": [{"at": iso(a["at"]), "ok": a["ok"], "provider": a["provider"],
+                          "status_code": a.get("status_code"), "error": a.get("error")}
+                         for a in delivery.get("attempts", [])],
+        }
+    if not esc:
+        return None
+    status = NOT_NEEDED if notification.get("acknowledged") else SCHEDULED
+    return {"status": status, "due_at": iso(esc["due_at"]), "to": None, "error": None,
+            "attempts": []}
+
+
+def view(doc: dict, delivery: dict | None = None) -> dict:
+    return {
+        "id": doc["_id"],
+        "kind": doc["kind"],
+        "title": doc["title"],
+        "body": doc.get("body") or "",
+        "created_at": iso(doc["created_at"]),
+        "read": bool(doc.get("read")),
+        "acknowledged": bool(doc.get("acknowledged")),
+        "acknowledged_at": iso(doc["acknowledged_at"]) if doc.get("acknowledged_at") else None,
+        "ref": doc.get("ref") or {},
+        "sms": sms_view(doc, delivery),
+    }

@@ -1,0 +1,287 @@
+"""Scheduler decisions as plain functions (no I/O, "now" passed in).
+
+The pure date rules (birthdays, escalation time, life cycle) are in
+`rules.py`; this module turns requests and customer events into reminder
+documents, and reminder documents into API views and `ReminderDue` events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.common.clock import iso
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.scheduler import rules
+
+USER_KINDS = ("event", "revisit", "birthday", "anniversary")
+BIRTHDAY_KINDS = ("birthday", "anniversary")
+# A reminder "for now" typed a few seconds late is still accepted; one set
+# further in the past is a mistake the user should hear about.
+PAST_TOLERANCE = timedelta(minutes=1)
+
+
+# --------------------------------------------------------------------------
+# reminders a user creates
+
+
+def check_due_at(due_at: datetime, now: datetime, field: str = "due_at") -> datetime:
+    if due_at < now - PAST_TOLERANCE:
+        raise Invalid.fields({field: "is in the past"})
+    return due_at
+
+
+def new_reminder(rid: str, user_id: str, kind: str, data: dict, now: datetime) -> dict:
+    """A pending reminder document from validated input."""
+    return {
+        "_id": rid,
+        "user_id": user_id,
+        "kind": kind,
+        "title": data["title"],
+        "content": data.get("content") or "",
+        "due_at": data["due_at"],
+        "customer_id": data.get("customer_id"),
+        "escalate_after_minutes": data.get("escalate_after_minutes"),
+        "contact_name": data.get("contact_name"),
+        "note": data.get("note"),
+        "status": rules.PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def revisit_reminder(rid: str, actor_id: str, customer: dict, data: dict, now: datetime) -> dict:
+    """A revisit: only the customer's owner plans one (he is the one who calls)."""
+    owner = customer.get("owner") or {}
+    if owner.get("id") != actor_id:
+        raise Forbidden("not_owner", "only the customer's owner plans a revisit")
+    company = customer.get("company_name") or ""
+    title = f"回访 {company}（{data['contact_name']}）"
+    return new_reminder(rid, actor_id, "revisit", {
+        "title": title[:200],
+        "content": data.get("note") or "",
+        "due_at": data["at"],
+        "customer_id": customer["id"],
+        "escalate_after_minutes": data.get("escalate_after_minutes"),
+        "contact_name": data["contact_name"],
+        "note": data.get("note"),
+    }, now)
+
+
+def check_editable(doc: dict | None, actor_id: str) -> dict:
+    """A reminder is personal: only its user sees or changes it, and only
+    while it is pending. Escalation checks are internal and never shown."""
+    if doc is None or doc["user_id"] != actor_id or doc["kind"] not in USER_KINDS:
+        raise NotFound("not_found", "no such reminder")
+    if not rules.can_edit(doc):
+        raise Conflict("not_pending", f"the reminder is {doc['status']}; only a pending one changes")
+    return doc
+
+
+def apply_patch(doc: dict, changes: dict, now: datetime) -> dict:
+    if doc["kind"] in BIRTHDAY_KINDS:
+        raise Conflict("managed_reminder",
+                       "a birthday reminder follows the customer's birthday; change that instead")
+    if "due_at" in changes:
+        check_due_at(changes["due_at"], now)
+    for key in ("title", "content"):
+        if changes.get(key) is None:
+            changes.pop(key, None)
+    return {**doc, **changes, "updated_at": now}
+
+
+def cancelled(doc: dict, now: datetime) -> dict:
+    rules.transition(doc["status"], rules.CANCELLED)
+    return {**doc, "status": rules.CANCELLED, "updated_at": now}
+
+
+def list_filter(user_id: str, query: dict) -> dict:
+    flt: dict = {"user_id": user_id, "kind": {"$in": list(USER_KINDS)}}
+    due: dict = {}
+    if query.get("from"):
+        due["$gte"] = query["from"]
+    if query.get("to"):
+        due["$lte"] = query["to"]
+    if due:
+        flt["due_at"] = due
+    if query.get("status"):
+        flt["status"] = query["status"]
+    if query.get("kind"):
+        flt["kind"] = query["kind"]
+    return flt
+
+
+def view(doc: dict) -> dict:
+    """The API's `reminder`."""
+    out = {
+        "id": doc["_id"],
+        "title": doc["title"],
+        "content": doc.get("content") or "",
+        "due_at": iso(doc["due_at"]),
+        "kind": doc["kind"],
+        "customer_id": doc.get("customer_id"),
+        "escalate_after_minutes": doc.get("escalate_after_minutes"),
+        "status": doc["status"],
+        "created_at": iso(doc["created_at"]),
+    }
+    for key in ("contact_name", "note"):
+        if doc.get(key) is not None:
+            out[key] = doc[key]
+    if doc.get("fired_at"):
+        out["fired_at"] = iso(doc["fired_at"])
+        out["late"] = bool(doc.get("late"))
+    return out
+
+
+# --------------------------------------------------------------------------
+# firing
+
+
+def fired(doc: dict, fired_at: datetime, late_after_seconds: float) -> dict:
+    rules.transition(doc["status"], rules.FIRED)
+    late = rules.is_late(doc["due_at"], fired_at, late_after_seconds)
+    return {**doc, "status": rules.FIRED, "fired_at": fired_at, "late": late,
+            "updated_at": fired_at}
+
+
+def due_event(doc: dict) -> dict:
+    """The `ReminderDue` payload (without the envelope) of a fired reminder."""
+    return {
+        "reminder_id": doc["_id"],
+        "user_id": doc["user_id"],
+        "kind": doc["kind"],
+        "title": doc["title"],
+        "content": doc.get("content") or "",
+        "due_at": iso(doc["due_at"]),
+        "fired_at": iso(doc["fired_at"]),
+        "late": bool(doc.get("late")),
+        "customer_id": doc.get("customer_id"),
+        "escalate_after_minutes": doc.get("escalate_after_minutes"),
+        "escalation_of": doc.get("escalation_of"),
+        "contact_name": doc.get("contact_name"),
+    }
+
+
+def acknowledged(doc: dict, now: datetime) -> dict | None:
+    """The reminder once its notification is acknowledged; None when there
+    is nothing to change (already acknowledged, cancelled...)."""
+    if doc["status"] != rules.FIRED:
+        return None
+    return {**doc, "status": rules.ACKNOWLEDGED, "updated_at": now}
+
+
+# --------------------------------------------------------------------------
+# escalation checks (asked for by notify)
+
+
+def escalation_id(notification_id: str) -> str:
+    # One check per notification: asking twice finds the first.
+    return f"esc_{notification_id}"
+
+
+def escalation_reminder(data: dict, now: datetime) -> dict:
+    doc = new_reminder(escalation_id(data["notification_id"]), data["user_id"], "escalation", {
+        "title": data.get("title") or "",
+        "due_at": data["due_at"],
+        "customer_id": data.get("customer_id"),
+    }, now)
+    doc["escalation_of"] = data["notification_id"]
+    doc["source_reminder_id"] = data.get("reminder_id")
+    return doc
+
+
+# --------------------------------------------------------------------------
+# birthdays and anniversaries (from customer events)
+
+
+def series_from_event(event_type: str, payload: dict) -> dict:
+    """What a customer event says about the customer's birthday reminders."""
+    if event_type == "OwnerChanged":
+        owner_id = payload.get("new_owner_id")
+        active = owner_id is not None and payload.get("status", "active") == "active"
+    elif event_type == "CustomerAbandoned":
+        owner_id, active = None, False
+    else:
+        owner_id = payload.get("owner_id")
+        active = payload.get("status", "active") == "active" and owner_id is not None
+    birthday = payload.get("birthday") or None
+    kind = payload.get("birthday_kind") or "birthday"
+    if kind not in BIRTHDAY_KINDS:
+        kind = "birthday"
+    return {
+        "_id": payload["customer_id"],
+        "version": int(payload.get("version") or 0),
+        "active": bool(active and birthday),
+        "owner_id": owner_id,
+        "birthday": birthday,
+        "label": payload.get("birthday_label") or "",
+        "kind": kind,
+        "company_name": payload.get("company_name") or "",
+    }
+
+
+def is_newer(series: dict, stored: dict | None) -> bool:
+    return stored is None or series["version"] > int(stored.get("version") or 0)
+
+
+SERIES_KEYS = ("active", "owner_id", "birthday", "kind")
+
+
+def same_schedule(a: dict | None, b: dict | None) -> bool:
+    """Whether two series states give the same reminders (the label and the
+    company name only change the text)."""
+    if a is None or b is None:
+        return False
+    return all(a.get(k) == b.get(k) for k in SERIES_KEYS)
+
+
+def birthday_id(customer_id: str, owner_id: str, due_at: datetime) -> str:
+    # One reminder per customer, owner and fire instant: redoing a step after
+    # a crash or a redelivered event finds the reminder it made the first time.
+    return f"bd_{customer_id}_{owner_id}_{due_at.strftime('%Y%m%d%H%M')}"
+
+
+def birthday_text(series: dict, occurrence, lead_days: int) -> tuple[str, str]:
+    what = "客户生日" if series["kind"] == "birthday" else "企业纪念日"
+    title = f"{what}：{series['company_name']}"
+    when = f"{occurrence.month}月{occurrence.day}日"
+    label = series.get("label") or ""
+    content = f"{label + ' ' if label else ''}{when}（{lead_days} 天后），记得问候客户。"
+    return title[:200], content
+
+
+def birthday_reminder(series: dict, lead_days: int, tz: str, after: datetime,
+                      now: datetime) -> dict:
+    """The next reminder of a birthday series: 09:00 in the owner's time
+    zone, `lead_days` ahead, the first such instant after `after`."""
+    due = rules.next_birthday_fire(series["birthday"], lead_days, tz, after)
+    local_fire = due.astimezone(ZoneInfo(tz)).date()
+    occurrence = local_fire + timedelta(days=lead_days)
+    title, content = birthday_text(series, occurrence, lead_days)
+    doc = new_reminder(birthday_id(series["_id"], series["owner_id"], due), series["owner_id"], series["kind"], {
+        "title": title, "content": content, "due_at": due, "customer_id": series["_id"],
+    }, now)
+    doc["series"] = {k: series[k] for k in ("_id", "owner_id", "birthday", "kind")}
+    doc["series"]["lead_days"] = lead_days
+    doc["series"]["tz"] = tz
+    doc["series"]["label"] = series.get("label") or ""
+    doc["series"]["company_name"] = series.get("company_name") or ""
+    return doc
+
+
+def next_in_series(doc: dict, now: datetime) -> dict:
+    """Next year's reminder after `doc` fired (or was skipped by its user)."""
+    s = doc["series"]
+    series = {"_id": s["_id"], "owner_id": s["owner_id"], "birthday": s["birthday"],
+              "kind": s["kind"], "label": s.get("label", ""),
+              "company_name": s.get("company_name", "")}
+    return birthday_reminder(series, s["lead_days"], s["tz"], doc["due_at"], now)
+
+
+def still_current(doc: dict, series: dict | None) -> bool:
+    """A birthday reminder fires only while it matches the customer as last
+    heard of (owner, date, kind, not abandoned); otherwise it is stale."""
+    if series is None or not series.get("active"):
+        return False
+    s = doc.get("series") or {}
+    return all(s.get(k) == series.get(k) for k in ("owner_id", "birthday", "kind"))
