@@ -121,7 +121,7 @@ def audit_entries(db: Database, customer_id: str) -> list[dict]:
 # ---------------------------------------------------------------- claims
 
 
-def _claim_record(customer_id: str, meta: Mapping, now: datetime) -> dict:
+def claim_record(customer_id: str, meta: Mapping, now: datetime) -> dict:
     return {"customer_id": customer_id, "owner_id": meta.get("owner_id"),
             "owner_name": meta.get("owner_name"), "company_name": meta.get("company_name"),
             "claimed_at": now}
@@ -148,7 +148,7 @@ def _claim_name(db: Database, customer_id: str, key: str, meta: Mapping,
                 now: datetime) -> tuple[bool, list[dict]]:
     """(newly taken, conflicting claims) for one name key."""
     stream, region = split_name_key(key)
-    record = _claim_record(customer_id, meta, now)
+    record = claim_record(customer_id, meta, now)
     # Most names are new: append entry 1 without reading. If it exists, the
     # insert fails and the log is read; a successful insert of entry 1 means
     # the log was empty, so the claim is allowed.
@@ -180,7 +180,7 @@ def _claim_name(db: Database, customer_id: str, key: str, meta: Mapping,
 
 def _claim_plain(db: Database, customer_id: str, key: str, meta: Mapping,
                  now: datetime) -> tuple[bool, list[dict]]:
-    record = _claim_record(customer_id, meta, now)
+    record = claim_record(customer_id, meta, now)
     for _ in range(NAME_CLAIM_ATTEMPTS):
         try:
             db.claims.insert_one({"_id": key, **record})
