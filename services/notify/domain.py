@@ -115,9 +115,10 @@ def after_attempt(delivery: dict, attempt: Attempt, max_attempts: int, base_dela
         return {**out, "status": SENT, "error": None, "next_attempt_at": None}
     if len(attempts) >= max_attempts:
         return {**out, "status": FAILED, "error": attempt.error, "next_attempt_at": None}
+    # backoff counts from the attempt, not from when its result was stored
     delay = retry_delay(len(attempts), base_delay)
     return {**out, "status": RETRYING, "error": attempt.error,
-            "next_attempt_at": now + timedelta(seconds=delay)}
+            "next_attempt_at": attempt.at + timedelta(seconds=delay)}
 
 
 def stopped(delivery: dict, now: datetime) -> dict:
