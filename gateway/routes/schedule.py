@@ -1,7 +1,172 @@
-"""Routes of the schedule part of API.md."""
+"""Routes of the schedule part of API.md: reminders, revisits, the inbox and
+its live stream (Server-Sent Events).
+
+The live stream polls notify (`stream_poll`, one `_id` look-up while nothing
+is new) every NOTIFY_STREAM_POLL_SECONDS (0.5 s) rather than listening for a
+broadcast event in the gateway: the gateway keeps no state, a reconnect or a
+second gateway instance needs nothing special, and a notification is never
+missed because a gateway was restarting when it was created.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+import eventlet
+import jwt
+from werkzeug.wrappers import Response
+
+from gateway.auth import authenticate
+from gateway.http import Call, route
+from services.common import config
+from services.common.auth import TokenError, verify_token
+from services.common.clock import iso, now
+from services.common.errors import Unauthenticated
+from services.notify import schemas as notify_schemas
+from services.scheduler import schemas
+
+log = logging.getLogger(__name__)
+
+MAX_STREAM_SECONDS = 3600
+# A notification created up to this long before the newest one seen still
+# reaches the stream (two notify instances may commit out of order).
+STREAM_WINDOW = timedelta(seconds=10)
+
 
 class ScheduleRoutes:
-    pass
+    # ------------------------------------------------------------------
+    # reminders
+
+    @route("POST", "/api/reminders", body=schemas.ReminderIn, response=schemas.Reminder,
+           status=201, tag="schedule",
+           summary="A reminder of one's own; escalate_after_minutes defaults to the user's "
+                   "setting (null in the answer), may be fractional, 0 = never an SMS")
+    def create_reminder(self, call: Call, body):
+        return self.scheduler.create_reminder(call.actor, body.model_dump(mode="json"))
+
+    @route("GET", "/api/reminders", query=schemas.ReminderQuery, response=schemas.ReminderList,
+           tag="schedule", summary="One's own reminders by due time; ?from=&to=&status=&kind=")
+    def list_reminders(self, call: Call, query):
+        return self.scheduler.list_reminders(
+            call.actor, query.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @route("GET", "/api/reminders/{id}", response=schemas.Reminder, tag="schedule",
+           summary="One of one's own reminders")
+    def get_reminder(self, call: Call, id):  # noqa: A002 - the path parameter's name
+        return self.scheduler.get_reminder(call.actor, id)
+
+    @route("PATCH", "/api/reminders/{id}", body=schemas.ReminderPatch,
+           response=schemas.Reminder, tag="schedule",
+           summary="Change one's own reminder while it is pending (409 otherwise)")
+    def update_reminder(self, call: Call, id, body):  # noqa: A002
+        return self.scheduler.update_reminder(
+            call.actor, id, body.model_dump(mode="json", include=body.model_fields_set))
+
+    @route("DELETE", "/api/reminders/{id}", response=schemas.Reminder, tag="schedule",
+           summary="Cancel one's own pending reminder (kept, status cancelled)")
+    def cancel_reminder(self, call: Call, id):  # noqa: A002
+        return self.scheduler.cancel_reminder(call.actor, id)
+
+    @route("POST", "/api/customers/{id}/revisits", body=schemas.RevisitIn,
+           response=schemas.Reminder, status=201, tag="schedule",
+           summary="Plan a revisit (回访) of one's own customer with the contact to call")
+    def create_revisit(self, call: Call, id, body):  # noqa: A002
+        return self.scheduler.create_revisit(call.actor, id, body.model_dump(mode="json"))
+
+    # ------------------------------------------------------------------
+    # the inbox
+
+    @route("GET", "/api/notifications", query=notify_schemas.NotificationQuery,
+           response=notify_schemas.NotificationList, tag="schedule",
+           summary="One's inbox, newest first; ?unread=true; `sms` shows the escalation")
+    def list_notifications(self, call: Call, query):
+        return self.notify.list_notifications(call.actor, query.model_dump(exclude_none=True))
+
+    @route("POST", "/api/notifications/{id}/ack", response=notify_schemas.Notification,
+           tag="schedule", summary="Acknowledge: stops the SMS escalation (idempotent)")
+    def acknowledge_notification(self, call: Call, id):  # noqa: A002
+        return self.notify.acknowledge(call.actor, id)
+
+    @route("POST", "/api/notifications/{id}/read", response=notify_schemas.Notification,
+           tag="schedule", summary="Mark read (without acknowledging)")
+    def read_notification(self, call: Call, id):  # noqa: A002
+        return self.notify.mark_read(call.actor, id)
+
+    @route("GET", "/api/notifications/stream", public=True, tag="schedule",
+           summary="Live inbox (text/event-stream): `event: notification` with the "
+                   "notification as data, a comment every ~15 s. Needs a token: the "
+                   "Authorization header, or ?access_token= (EventSource sets no headers)")
+    def notification_stream(self, call: Call):
+        token, user = _stream_user(call.request)
+        # eventlet's server gathers 4 KB before writing a chunk: an event
+        # must leave at once.
+        call.request.environ["eventlet.minimum_write_chunk_size"] = 0
+        notify = self.notify
+        response = Response(
+            _events(notify, user.id, _stream_deadline(token)),
+            status=200, content_type="text/event-stream; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            direct_passthrough=True,
+        )
+        return response
+
+
+def _stream_user(request):
+    """Bearer header as everywhere, or `?access_token=` for EventSource."""
+    if request.headers.get("Authorization"):
+        user = authenticate(request)
+        return request.headers["Authorization"].partition(" ")[2].strip(), user
+    token = (request.args.get("access_token") or "").strip()
+    if not token:
+        raise Unauthenticated("unauthenticated",
+                              "sign in first: send the Authorization header or ?access_token=")
+    try:
+        return token, verify_token(token, config.require("JWT_SECRET"), now())
+    except TokenError as exc:
+        code = "token_expired" if "expired" in str(exc) else "invalid_token"
+        raise Unauthenticated(code, str(exc)) from None
+
+
+def _stream_deadline(token: str) -> float:
+    """The stream ends when the (already verified) token expires, so a
+    revoked session does not listen forever; EventSource then reconnects
+    with a fresh token from the page."""
+    exp = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
+    left = min(float(exp) - now().timestamp(), MAX_STREAM_SECONDS)
+    return time.monotonic() + max(left, 0)
+
+
+def _events(notify, user_id: str, deadline: float):
+    poll = float(config.get("NOTIFY_STREAM_POLL_SECONDS", 0.5))
+    heartbeat = float(config.get("NOTIFY_STREAM_HEARTBEAT_SECONDS", 15))
+    since = now()
+    seen: dict[str, datetime] = {}
+    last_seq = None
+    last_write = time.monotonic()
+    yield b"retry: 2000\n: connected\n\n"
+    while time.monotonic() < deadline:
+        try:
+            got = notify.stream_poll(user_id, last_seq, iso(since))
+        except Exception:  # noqa: BLE001 - notify away for a moment: keep the stream
+            log.warning("live stream: notify did not answer; trying again", exc_info=True)
+            got = None
+        if got is not None:
+            last_seq = got["seq"]
+            for item in got["items"]:
+                if item["id"] in seen:
+                    continue
+                seen[item["id"]] = datetime.fromisoformat(item["created_at"])
+                data = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+                yield f"id: {item['id']}\nevent: notification\ndata: {data}\n\n".encode()
+                last_write = time.monotonic()
+            if seen:
+                since = max(since, max(seen.values()) - STREAM_WINDOW)
+                seen = {k: v for k, v in seen.items() if v >= since}
+        if time.monotonic() - last_write >= heartbeat:
+            yield b": keepalive\n\n"
+            last_write = time.monotonic()
+        eventlet.sleep(poll)
+    yield b"event: expired\ndata: {}\n\n"
