@@ -23,6 +23,7 @@ from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.schemas import Page
 from services.common.validation import parse
 from services.customers import domain, referrals, stages, storage
 from services.customers import integrity_schemas as schemas
@@ -106,7 +107,8 @@ class IntegrityRpc:
             fields = compute(customer)
             if fields is None:
                 return customer, None
-            updated = store.update_customer(self.db, customer, fields)
+            updated = store.update_customer(self.db, customer,
+                                            {**fields, "updated_at": self.clock.now()})
             if updated is not None:
                 return customer, updated
         raise Conflict("busy", "the customer is changing too fast; try again")
@@ -672,9 +674,10 @@ class IntegrityRpc:
                     lc.is_team_manager(actor, customer.get("team_id"))
                     or customer.get("status") == lc.POOL))):
             raise Forbidden("forbidden", "the audit trail is for the owner, his manager and admins")
-        docs, total = store.audit_page(self.db, customer_id, (page - 1) * page_size, page_size)
-        return {"items": [_audit_out(d) for d in docs], "total": total,
-                "intact": store.verify_audit(self.db, customer_id)}
+        paging = parse(Page, {"page": page, "page_size": page_size})
+        docs, total, intact = store.audit_trail(self.db, customer_id, paging.skip,
+                                                paging.page_size)
+        return {"items": [_audit_out(d) for d in docs], "total": total, "intact": intact}
 
     # ------------------------------------------------------------- export
 
