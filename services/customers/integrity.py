@@ -17,6 +17,7 @@ import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ServiceRpc, rpc
 
+from services.common import config
 from services.common.auth import Principal
 from services.common.clock import Clock, iso
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
@@ -655,9 +656,9 @@ class IntegrityRpc:
         limit = referrals.clamp(limit, referrals.DEFAULT_NODES, referrals.MAX_NODES)
         chain, _ = referrals.collect_ancestors(
             root.get("referred_by"), lambda cid: store.referral_parent(self.db, cid))
-        found = referrals.collect_descendants(
-            customer_id, lambda ids, n: store.referral_children(self.db, ids, n), depth, limit)
-        asked = store.referral_counts(self.db, [*found.count_needed, *(d["_id"] for d in chain)])
+        source = store.referral_source(self.db, config.get("REFERRAL_STRATEGY") or "auto")
+        found = referrals.collect_descendants(customer_id, source.children_of, depth, limit)
+        asked = source.counts([*found.count_needed, *(d["_id"] for d in chain)])
         counts = referrals.referred_counts(found, asked)
         tree, truncated = referrals.build_tree(root, found, counts, _node)
         ancestors = [{**_node(d), "referred_count": asked.get(d["_id"], 0)} for d in chain]

@@ -271,6 +271,7 @@ def referral_children(db: Database, parent_ids: list[str], limit: int) -> list[d
             break
         out.extend(db.customers.find({"referred_by": {"$in": chunk}}, NODE_FIELDS)
                    .sort("_id", ASCENDING).limit(room))
+    out.sort(key=lambda d: d["_id"])
     return out
 
 
@@ -283,6 +284,56 @@ def referral_counts(db: Database, parent_ids: Iterable[str]) -> dict[str, int]:
         ]):
             counts[row["_id"]] = row["n"]
     return counts
+
+
+class IndexedReferrals:
+    """MongoDB: one indexed `$in` query per level of the tree, so the cost
+    follows the size of the tree, not of the customer base."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def children_of(self, parent_ids: list[str], limit: int) -> list[dict]:
+        return referral_children(self.db, parent_ids, limit)
+
+    def counts(self, parent_ids: Iterable[str]) -> dict[str, int]:
+        return referral_counts(self.db, parent_ids)
+
+
+class ScannedReferrals:
+    """FerretDB 1.24 (SQLite) pushes no filter but `{_id: x}` down: every
+    `$in` on `referred_by` reads the whole customers collection. One pass
+    over the referral links, then the same level-by-level walk in memory,
+    costs one scan instead of one per level (and one more for the counts)."""
+
+    def __init__(self, db: Database):
+        self.by_parent: dict[str, list[dict]] = {}
+        for doc in db.customers.find({"referred_by": {"$ne": None}}, NODE_FIELDS):
+            self.by_parent.setdefault(doc["referred_by"], []).append(doc)
+        for kids in self.by_parent.values():
+            kids.sort(key=lambda d: d["_id"])
+
+    def children_of(self, parent_ids: list[str], limit: int) -> list[dict]:
+        out = [kid for pid in parent_ids for kid in self.by_parent.get(pid, ())]
+        out.sort(key=lambda d: d["_id"])
+        return out[:limit]
+
+    def counts(self, parent_ids: Iterable[str]) -> dict[str, int]:
+        return {pid: len(self.by_parent[pid]) for pid in parent_ids if pid in self.by_parent}
+
+
+_PUSHES_FILTERS_DOWN: dict[int, bool] = {}
+
+
+def referral_source(db: Database, strategy: str = "auto"):
+    """"indexed", "scan", or "auto": scan on FerretDB, indexed otherwise."""
+    if strategy == "auto":
+        key = id(db.client)
+        if key not in _PUSHES_FILTERS_DOWN:
+            info = db.client.admin.command("buildInfo")
+            _PUSHES_FILTERS_DOWN[key] = "ferretdbVersion" not in info
+        strategy = "indexed" if _PUSHES_FILTERS_DOWN[key] else "scan"
+    return IndexedReferrals(db) if strategy == "indexed" else ScannedReferrals(db)
 
 
 class Locked(Exception):

@@ -421,7 +421,15 @@ def test_dispute_goes_to_the_stronger_contact(rpc, people):
 # --------------------------------------------------------------- referrals
 
 
-def test_referral_tree_ancestors_counts_and_no_cycle(rpc, people):
+@pytest.fixture(params=["indexed", "scan"])
+def strategy(request, service_config):
+    """Both ways of walking the tree give the same answers (MongoDB uses the
+    indexed one, FerretDB the scan)."""
+    service_config["REFERRAL_STRATEGY"] = request.param
+    return request.param
+
+
+def test_referral_tree_ancestors_counts_and_no_cycle(strategy, rpc, people):
     customers, _ = rpc
     zhang, wang = people["zhang"], people["wang"]
     a = customers.create(zhang, {"company_name": "美的集团股份有限公司"})
@@ -441,6 +449,10 @@ def test_referral_tree_ancestors_counts_and_no_cycle(rpc, people):
     assert not whole["truncated"]
     shallow = customers.referrals(zhang, a["id"], 1, 1000)
     assert shallow["truncated"]
+    assert [n["customer"]["referred_count"] for n in shallow["tree"]["children"]] == [1, 0]
+    small = customers.referrals(zhang, a["id"], 10, 2)
+    assert small["truncated"] and [n["customer"]["id"] for n in small["tree"]["children"]] == [
+        b["id"], c["id"]]
     # a cycle is impossible: a cannot be referred by its grandchild
     with pytest.raises(Invalid) as err:
         customers.patch_customer(wang, a["id"], {"changes": {"referred_by": d["id"]},
