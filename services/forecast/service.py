@@ -296,6 +296,7 @@ class ForecastService:
 
     @timer(interval=float(_setting("FORECAST_SWEEP_SECONDS", 30)))
     def finish_interrupted_updates(self):
+        storage.flush_markers(self.db)
         return storage.finish_stale(self.db, self.clock.now())
 
     # ----------------------------------------------------------- jobs

@@ -8,8 +8,8 @@ Collections
   generations it is counted in), ``rev`` (bumped by every write) and, while an
   update is being applied, ``pending``.
 - ``scopes``: one document per (generation, team): ``pipe.<owner>.<stage>.{c,
-  v}`` and ``cal.<stage>.{n, k}`` (``readmodel``), and ``applied``: the ids of
-  the updates applied to it that are not finished yet.
+  v}`` and ``cal.<stage>.{n, k}`` (``readmodel``), and ``applied``: markers
+  of the updates applied to it that are not finished yet.
 - ``meta``: ``{_id: "state", gen, building, stages, stages_clock}``.
 - ``snapshots``: weekly figures, unique per (scope, week).
 - ``jobs``: rebuild / reconcile runs, claimed with a lease.
@@ -20,9 +20,11 @@ Exactly once without transactions (``update_deal``)
 A deal update is one conditional write of the deal document (``rev`` must be
 the one read) that stores the new state *and* the increments it implies as
 ``pending {op, by, at, cells}``. Then each cell is applied with
-``{_id, applied: {$ne: op}} -> $inc, $push applied op``: the marker makes it
-apply at most once. Then ``pending`` is cleared (only by its writer ``by``),
-then the markers are pulled.
+``{_id, applied.<op>: {$exists: false}} -> $inc, $set applied.<op>``: the
+marker makes it apply at most once. Then ``pending`` is cleared (only by its
+writer ``by``); the markers are removed by the process's next write to the
+same scope document (``$unset`` in the same update: no write of its own), or
+by the sweeper.
 
 - The process dies before the deal write: nothing happened; RabbitMQ
   redelivers the event (it is acked only after the handler returns).
@@ -34,7 +36,7 @@ then the markers are pulled.
   pending updates no event comes back for.
 - A writer that was only slow and wakes up after a take-over finds its cells
   marked (the taker marks every cell) and its clear refused (``by`` changed).
-  Markers of taken-over updates are therefore never pulled (a few ids per
+  Markers of taken-over updates are therefore never removed (a few ids per
   crash), so no late write can count again.
 - Two events of one deal at once: the second write fails on ``rev`` and is
   retried; a fresh ``pending`` of someone else is waited for, not taken over.
@@ -158,17 +160,53 @@ def owner_docs(db: Database, gen: int, owner: str) -> list[dict]:
                                {"pipe": 1, "cal": 1, "team": 1}))
 
 
+# Markers of updates finished by their own writer, per scope document, to
+# remove with this process's next write to that document (or by the sweeper):
+# no write of its own for the clean-up.
+_finished: dict[str, set[str]] = {}
+
+
 def _apply_cell(db: Database, cell: dict, op: str) -> None:
-    update = {"$inc": cell["inc"], "$push": {"applied": op},
-              "$setOnInsert": {"gen": cell["gen"], "team": cell["team"]}}
-    query = {"_id": cell["id"], "applied": {"$ne": op}}
+    query = {"_id": cell["id"], f"applied.{op}": {"$exists": False}}
+    done = set(_finished.get(cell["id"], ()))
+    update: dict[str, Any] = {"$inc": {i["path"]: i["by"] for i in cell["inc"]},
+                              "$set": {f"applied.{op}": 1}}
+    if done:
+        update["$unset"] = {f"applied.{o}": "" for o in done}
+    if db.scopes.update_one(query, update).matched_count:
+        _forget(cell["id"], done)
+        return
+    # Either the marker is there (applied already) or the document does not
+    # exist yet. (FerretDB refuses an upsert that $inc's dotted paths, hence
+    # create first, then increment.)
     try:
-        db.scopes.update_one(query, update, upsert=True)
+        db.scopes.update_one({"_id": cell["id"]},
+                             {"$setOnInsert": {"gen": cell["gen"], "team": cell["team"],
+                                               "applied": {}}}, upsert=True)
     except DuplicateKeyError:
-        # The document exists: either it carries the marker already (nothing
-        # to do) or another update created it a moment ago (apply now).
-        del update["$setOnInsert"]
-        db.scopes.update_one(query, update)
+        pass  # created by another update a moment ago
+    if db.scopes.update_one(query, update).matched_count:
+        _forget(cell["id"], done)
+
+
+def _forget(scope: str, done: set[str]) -> None:
+    left = _finished.get(scope)
+    if left is not None:
+        left -= done
+        if not left:
+            _finished.pop(scope, None)
+
+
+def flush_markers(db: Database) -> int:
+    """Remove the markers of finished updates now (timer, and on stop)."""
+    count = 0
+    for scope in list(_finished):
+        done = set(_finished.get(scope, ()))
+        if done:
+            db.scopes.update_one({"_id": scope}, {"$unset": {f"applied.{o}": "" for o in done}})
+            _forget(scope, done)
+            count += len(done)
+    return count
 
 
 # --------------------------------------------------------------------------
@@ -180,7 +218,9 @@ def _cells(doc: dict | None, fields: dict, gens: list[int]) -> list[dict]:
     for gen in gens:
         before = doc.get("contrib") if doc and gen in doc.get("gens", []) else None
         for team, inc in sorted(readmodel.increments(before, fields["contrib"]).items()):
-            cells.append({"id": scope_id(gen, team), "gen": gen, "team": team, "inc": inc})
+            # as a list: a stored key must not contain "." (the paths do)
+            cells.append({"id": scope_id(gen, team), "gen": gen, "team": team,
+                          "inc": [{"path": p, "by": v} for p, v in sorted(inc.items())]})
     return cells
 
 
@@ -192,8 +232,8 @@ def _finish(db: Database, customer_id: str, pending: dict) -> None:
         {"$unset": {"pending": ""}},
     )
     if cleared.modified_count and not pending.get("taken_over"):
-        db.scopes.update_many({"_id": {"$in": [c["id"] for c in pending["cells"]]}},
-                              {"$pull": {"applied": pending["op"]}})
+        for cell in pending["cells"]:
+            _finished.setdefault(cell["id"], set()).add(pending["op"])
 
 
 def _take_over(db: Database, doc: dict, now: datetime, token: str) -> bool:
@@ -255,8 +295,8 @@ def update_deal(
         record = {**fields, "gens": gens, "rev": rev}
         pending = None
         if cells:
-            pending = {"op": f"{customer_id}:{rev}:{token[:8]}", "by": token, "at": now(),
-                       "cells": cells}
+            # the op id becomes a field name in the scope documents: no "." nor "$"
+            pending = {"op": "o" + uuid.uuid4().hex, "by": token, "at": now(), "cells": cells}
             record["pending"] = pending
         if doc is None:
             try:
