@@ -162,6 +162,22 @@ def due_event(doc: dict) -> dict:
     }
 
 
+def firing(doc: dict, by: str) -> dict:
+    """The record that `doc` (as `fired` made it) went out."""
+    return {"_id": doc["_id"], "fired_at": doc["fired_at"], "late": doc["late"], "by": by}
+
+
+def with_firing(doc: dict | None, record: dict | None) -> dict | None:
+    """The reminder as people see it: firing is recorded apart (an insert),
+    so a stored `pending` with a firing record is `fired`."""
+    if doc is None or record is None:
+        return doc
+    out = {**doc, "fired_at": record["fired_at"], "late": record["late"]}
+    if doc["status"] == rules.PENDING:
+        out["status"] = rules.FIRED
+    return out
+
+
 def acknowledged(doc: dict, now: datetime) -> dict | None:
     """The reminder once its notification is acknowledged; None when there
     is nothing to change (already acknowledged, cancelled...)."""

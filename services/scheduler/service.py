@@ -20,7 +20,7 @@ import random
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import eventlet
 from nameko.rpc import ServiceRpc, rpc
@@ -42,6 +42,9 @@ INSTANCE = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 DEFAULT_SETTINGS = {"escalate_after_minutes": rules.DEFAULT_ESCALATE_AFTER_MINUTES,
                     "birthday_lead_days": rules.DEFAULT_BIRTHDAY_LEAD_DAYS,
                     "timezone": rules.DEFAULT_TIMEZONE}
+# A queue entry whose reminder never appeared (a crash between the two
+# inserts) is dropped once it is this far past due.
+ORPHAN_AGE = timedelta(minutes=10)
 LOCK_TRIES = 25
 LOCK_RETRY_SECONDS = 0.02
 
@@ -70,6 +73,19 @@ class Busy(Conflict):
     pass
 
 
+class Fired:
+    """Reminder ids this process knows are fired (or cancelled): their queue
+    entries, until purged, are skipped without a database look-up."""
+
+    ids: set[str] = set()
+    LIMIT = 200_000
+
+    @classmethod
+    def forget_some(cls):
+        if len(cls.ids) > cls.LIMIT:
+            cls.ids.clear()
+
+
 class SchedulerService:
     name = "scheduler"
 
@@ -79,9 +95,9 @@ class SchedulerService:
     accounts = ServiceRpc("accounts")
     customers = ServiceRpc("customers")
 
-    # Housekeeping (purging done queue entries, re-queueing a reminder whose
-    # entry was lost in a crash) is not business time: the wall clock paces it.
-    _last_sweep = {"at": 0.0}
+    # Housekeeping (purging the queue) is not business time: the wall clock
+    # paces it.
+    _last_purge = {"at": 0.0}
 
     @rpc
     def health(self):
@@ -120,25 +136,45 @@ class SchedulerService:
 
     @rpc
     def get_reminder(self, actor, reminder_id):
-        doc = storage.find_reminder(self.db, reminder_id)
+        doc = self._current(reminder_id)
         if doc is None or doc["user_id"] != actor["id"] or doc["kind"] not in domain.USER_KINDS:
             raise NotFound("not_found", "no such reminder")
         return domain.view(doc)
+
+    def _current(self, rid):
+        doc = storage.find_reminder(self.db, rid)
+        if doc is None or doc["status"] != rules.PENDING:
+            return doc
+        return domain.with_firing(doc, storage.find_firing(self.db, rid))
 
     @rpc
     def list_reminders(self, actor, query=None):
         q = schemas.ReminderQuery.model_validate(query or {})
         flt = domain.list_filter(actor["id"], q.model_dump(by_alias=True))
+        if flt.get("status") in (rules.PENDING, rules.FIRED):
+            # which pending ones fired is in `firings`: filter after merging
+            wanted = flt.pop("status")
+            flt["status"] = rules.PENDING
+            docs = [self._merge(d) for d in storage.list_reminders(self.db, flt, 0, 0)[0]]
+            docs = [d for d in docs if d["status"] == wanted]
+            start = (q.page - 1) * q.page_size
+            return {"items": [domain.view(d) for d in docs[start:start + q.page_size]],
+                    "total": len(docs)}
         docs, total = storage.list_reminders(self.db, flt, (q.page - 1) * q.page_size,
                                              q.page_size)
-        return {"items": [domain.view(d) for d in docs], "total": total}
+        return {"items": [domain.view(self._merge(d)) for d in docs], "total": total}
+
+    def _merge(self, doc):
+        if doc["status"] != rules.PENDING:
+            return doc
+        return domain.with_firing(doc, storage.find_firing(self.db, doc["_id"]))
 
     @rpc
     def update_reminder(self, actor, reminder_id, body):
         data = parse(schemas.ReminderPatch, body)
         changes = data.model_dump(include=data.model_fields_set)
         with self._locked(reminder_id):
-            doc = domain.check_editable(storage.find_reminder(self.db, reminder_id), actor["id"])
+            doc = domain.check_editable(self._current(reminder_id), actor["id"])
             new = domain.apply_patch(doc, changes, self.clock.now())
             storage.save_reminder(self.db, new)
             if new["due_at"] != doc["due_at"]:
@@ -149,7 +185,7 @@ class SchedulerService:
     def cancel_reminder(self, actor, reminder_id):
         now = self.clock.now()
         with self._locked(reminder_id):
-            doc = domain.check_editable(storage.find_reminder(self.db, reminder_id), actor["id"])
+            doc = domain.check_editable(self._current(reminder_id), actor["id"])
             new = domain.cancelled(doc, now)
             storage.save_reminder(self.db, new)
             storage.dequeue(self.db, reminder_id)
@@ -178,13 +214,13 @@ class SchedulerService:
         rid = payload.get("reminder_id")
         if rid:
             with self._locked(rid):
-                doc = storage.find_reminder(self.db, rid)
+                doc = self._current(rid)
                 new = domain.acknowledged(doc, now) if doc else None
                 if new:
                     storage.save_reminder(self.db, new)
         esc = domain.escalation_id(payload["notification_id"])
         with self._locked(esc):
-            doc = storage.find_reminder(self.db, esc)
+            doc = self._current(esc)
             if doc and doc["status"] == rules.PENDING:
                 storage.save_reminder(self.db, domain.cancelled(doc, now))
                 storage.dequeue(self.db, esc)
@@ -205,26 +241,22 @@ class SchedulerService:
         batch = int(_setting("SCHEDULER_BATCH", 500))
         pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 4))))
         self._recover(now)
-        self._sweep(now)
+        scanned_at = datetime.now(UTC)
+        entries = storage.due_entries(self.db, now)
+        todo = [e["_id"] for e in entries if e["_id"] not in Fired.ids]
+        # Another instance reads the same entries: starting from a different
+        # end makes them collide on fewer locks.
+        random.shuffle(todo)
         total = 0
-        while True:
-            entries = storage.due_entries(self.db, now, batch)
-            if not entries:
-                break
-            # Another instance reads the same entries: starting from a
-            # different end makes them collide on fewer locks.
-            random.shuffle(entries)
+        for start in range(0, len(todo), batch):
             owner = f"{INSTANCE}:{uuid.uuid4().hex[:8]}"
             try:
-                fired = sum(pool.imap(
-                    self._fire_one, [e["_id"] for e in entries], itertools.repeat(owner),
+                total += sum(pool.imap(
+                    self._fire_one, todo[start:start + batch], itertools.repeat(owner),
                     itertools.repeat(now), itertools.repeat(lease), itertools.repeat(late_after)))
             finally:
                 storage.unlock_all(self.db, owner)
-            total += fired
-            if len(entries) < batch or fired == 0:
-                break
-            now = self.clock.now()
+        self._purge(entries, scanned_at)
         return total
 
     def _fire_one(self, rid, owner, now, lease, late_after) -> int:
@@ -232,9 +264,18 @@ class SchedulerService:
         try:
             if not storage.try_lock(db, rid, owner, now + lease):
                 return 0  # another instance has it (or a user is editing it)
+            if storage.find_firing(db, rid):
+                Fired.ids.add(rid)
+                return 0
             doc = storage.find_reminder(db, rid)
-            if doc is None or doc["status"] != rules.PENDING:
-                storage.dequeue(db, rid)
+            if doc is None:
+                # being inserted right now, or its insert crashed half-way
+                entry = storage.queue_entry(db, rid)
+                if entry and entry.get("due_at") and entry["due_at"] < now - ORPHAN_AGE:
+                    storage.dequeue(db, rid)
+                return 0
+            if doc["status"] != rules.PENDING:
+                Fired.ids.add(rid)  # cancelled: as good as done for the queue
                 return 0
             if doc["due_at"] > now:
                 return 0  # moved later by an edit, which re-queued it
@@ -243,10 +284,12 @@ class SchedulerService:
                 storage.save_reminder(db, domain.cancelled(doc, now))
                 storage.dequeue(db, rid)
                 return 0
-            doc = {**domain.fired(doc, now, late_after), "fired_by": owner.rsplit(":", 1)[0]}
+            doc = domain.fired(doc, now, late_after)
+            # dispatched (broker-confirmed) before it is recorded: a crash in
+            # between fires it again after the lease, never loses it
             self.dispatch("ReminderDue", event(**domain.due_event(doc)))
-            storage.save_reminder(db, doc)
-            storage.dequeue(db, rid)
+            storage.record_firing(db, domain.firing(doc, owner.rsplit(":", 1)[0]))
+            Fired.ids.add(rid)
             if doc["kind"] in domain.BIRTHDAY_KINDS:
                 self._put_birthday(domain.next_in_series(doc, now))
             return 1
@@ -254,25 +297,30 @@ class SchedulerService:
             log.exception("firing reminder %s failed; it stays pending and is retried", rid)
             return 0
 
+    def _purge(self, entries, scanned_at):
+        """Drop the queue entries of fired reminders in one pass, below the
+        earliest due time that is not fired yet (now and then: a pass scans
+        the queue)."""
+        every = _setting("SCHEDULER_PURGE_SECONDS", 2)
+        if time.monotonic() - self._last_purge["at"] < every or not entries:
+            return
+        self._last_purge["at"] = time.monotonic()
+        entries = sorted(entries, key=lambda e: e["due_at"])
+        pending = next((e for e in entries if e["_id"] not in Fired.ids), None)
+        if pending is None:
+            storage.purge_below(self.db, entries[-1]["due_at"], True, scanned_at)
+        elif pending is not entries[0]:
+            storage.purge_below(self.db, pending["due_at"], False, scanned_at)
+        storage.purge_done(self.db)
+        Fired.forget_some()
+
     def _recover(self, now):
         """Locks whose lease ran out belong to a process that died: break
-        them, and the reminder they guarded (still pending, still queued)
-        fires on this pass."""
+        them, and the reminder they guarded (still queued, not recorded as
+        fired) fires on this pass."""
         for lock in storage.expired_locks(self.db, now):
             if storage.break_lock(self.db, lock["_id"], now):
                 log.warning("broke the expired lock %s of %s", lock["_id"], lock.get("owner"))
-
-    def _sweep(self, now):
-        every = _setting("SCHEDULER_SWEEP_SECONDS", 60)
-        if time.monotonic() - self._last_sweep["at"] < every:
-            return
-        self._last_sweep["at"] = time.monotonic()
-        storage.purge_done(self.db)
-        for doc in storage.pending_due(self.db, now):
-            entry = storage.queue_entry(self.db, doc["_id"])
-            if entry is None or entry.get("done"):
-                log.warning("re-queueing reminder %s (its queue entry was lost)", doc["_id"])
-                storage.enqueue(self.db, doc["_id"], doc["due_at"])
 
     @contextlib.contextmanager
     def _locked(self, key):

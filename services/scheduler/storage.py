@@ -2,27 +2,31 @@
 
 Collections:
 - `reminders`: every reminder ever made (the record; nothing is deleted).
-- `queue`: one entry per reminder that may still fire, `{_id: reminder id,
-  due_at}`; an entry becomes `{_id, done: true}` once the reminder fired or
-  was cancelled, and done entries are purged in bulk.
+  Its `status` is written by people (cancel, acknowledge), not by firing.
+- `firings`: `{_id: reminder id, fired_at, late, by}`, inserted once a
+  reminder's `ReminderDue` went out: a reminder is fired when it has one.
+- `queue`: `{_id: reminder id, due_at, queued_at}` for reminders that may
+  still fire; entries of fired reminders are purged in bulk below a due-time
+  watermark, cancelled ones become `{_id, done: true}`.
 - `locks`: `{_id: key, owner, until}`. Inserting the document takes the lock
   (the unique `_id` lets exactly one inserter win); a lock whose `until`
   passed belongs to a dead process and is taken over.
 - `series`: one document per customer: the birthday state last heard of.
 
-Why the hot path uses only inserts and `_id` look-ups: on FerretDB 1.24
-(SQLite, the local and CI database) only `_id` equality reaches an index;
-any other filter scans the whole collection under a collection lock, so a
-per-reminder `find_one_and_update({status, due_at})` costs O(all reminders).
-Taking a per-reminder lock by insert and then reading and replacing the
-reminder by `_id` is O(1) there, and is just as correct on MongoDB.
+Why firing uses only inserts and `_id` look-ups: on FerretDB 1.24 (SQLite,
+the local and CI database) only an insert and a `find` by `_id` equality
+reach an index. Every update, replace or delete, even by `_id`, and every
+other filter scans the whole collection (under a collection lock), so a
+per-reminder `find_one_and_update` or `replace_one` on `reminders` costs
+O(all reminders). Lock by insert, read by `_id`, record by insert: O(1)
+there, and just as correct on MongoDB.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -46,13 +50,18 @@ class AlreadyExists(Exception):
 
 
 def insert_reminder(db: Database, doc: dict) -> None:
-    """The reminder, then its queue entry. A crash in between leaves a
-    pending reminder without an entry; `requeue_orphans` repairs that."""
+    """The queue entry, then the reminder: a crash in between leaves an
+    entry without a reminder, which the firing loop skips (and drops once
+    it is long past due), never a reminder that cannot fire."""
+    try:
+        db.queue.insert_one({"_id": doc["_id"], "due_at": doc["due_at"],
+                             "queued_at": datetime.now(UTC)})
+    except DuplicateKeyError:
+        pass  # the same reminder again (an idempotent retry): its entry is there
     try:
         db.reminders.insert_one(doc)
     except DuplicateKeyError:
         raise AlreadyExists(doc["_id"]) from None
-    enqueue(db, doc["_id"], doc["due_at"])
 
 
 def find_reminder(db: Database, rid: str) -> dict | None:
@@ -65,6 +74,7 @@ def save_reminder(db: Database, doc: dict) -> None:
 
 
 def list_reminders(db: Database, flt: dict, skip: int, limit: int) -> tuple[list[dict], int]:
+    """`limit` 0: all of them."""
     total = db.reminders.count_documents(flt)
     docs = list(db.reminders.find(flt).sort([("due_at", ASCENDING), ("_id", ASCENDING)])
                 .skip(skip).limit(limit))
@@ -76,22 +86,14 @@ def pending_of_customer(db: Database, customer_id: str, kinds) -> list[dict]:
                                    "kind": {"$in": list(kinds)}}))
 
 
-def pending_due(db: Database, now: datetime) -> list[dict]:
-    return list(db.reminders.find({"status": "pending", "due_at": {"$lte": now}},
-                                  {"_id": 1, "due_at": 1}))
-
-
-def count_by_status(db: Database) -> dict:
-    rows = db.reminders.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
-    return {r["_id"]: r["n"] for r in rows}
-
-
 # --------------------------------------------------------------------------
 # the queue of reminders that may fire
 
 
 def enqueue(db: Database, rid: str, due_at: datetime) -> None:
-    db.queue.replace_one({"_id": rid}, {"_id": rid, "due_at": due_at}, upsert=True)
+    """(Re)arm an entry: edits and revivals only, not the hot path."""
+    db.queue.replace_one({"_id": rid}, {"_id": rid, "due_at": due_at,
+                                        "queued_at": datetime.now(UTC)}, upsert=True)
 
 
 def dequeue(db: Database, rid: str) -> None:
@@ -102,12 +104,40 @@ def queue_entry(db: Database, rid: str) -> dict | None:
     return db.queue.find_one({"_id": rid})
 
 
-def due_entries(db: Database, now: datetime, limit: int) -> list[dict]:
+def due_entries(db: Database, now: datetime, limit: int = 0) -> list[dict]:
     return list(db.queue.find({"due_at": {"$lte": now}}).limit(limit))
+
+
+def purge_below(db: Database, watermark: datetime, inclusive: bool, scanned_at: datetime) -> int:
+    """Drop the entries due before `watermark` that existed when the queue
+    was scanned (all found fired then); a reminder queued since is kept."""
+    op = "$lte" if inclusive else "$lt"
+    return db.queue.delete_many({"due_at": {op: watermark},
+                                 "queued_at": {"$lte": scanned_at}}).deleted_count
 
 
 def purge_done(db: Database) -> int:
     return db.queue.delete_many({"done": True}).deleted_count
+
+
+# --------------------------------------------------------------------------
+# firings
+
+
+def record_firing(db: Database, firing: dict) -> bool:
+    try:
+        db.firings.insert_one(firing)
+        return True
+    except DuplicateKeyError:
+        return False
+
+
+def find_firing(db: Database, rid: str) -> dict | None:
+    return db.firings.find_one({"_id": rid})
+
+
+def count_firings(db: Database) -> int:
+    return db.firings.count_documents({})
 
 
 # --------------------------------------------------------------------------
@@ -152,6 +182,3 @@ def save_series(db: Database, series: dict) -> None:
     """Only under the customer's series lock."""
     db.series.replace_one({"_id": series["_id"]}, series, upsert=True)
 
-
-def latest_reminders(db: Database, limit: int = 5) -> list[dict]:
-    return list(db.reminders.find().sort("created_at", DESCENDING).limit(limit))
