@@ -56,7 +56,7 @@ def test_reps_claiming_one_pool_customer_at_once_one_wins(stack, api, make_user,
         now = ok(api.get(f"/api/customers/{c['id']}", winner.token))
         assert now["owner"]["id"] == winner.id and now["status"] == "active"
         assert actions(db, c["id"])[-2:] == ["abandoned", "claimed"]
-        trail = ok(api.get(f"/api/customers/{c['id']}/audit?page_size=100", manager.token))
+        trail = ok(api.get(f"/api/customers/{c['id']}/audit?page_size=100", winner.token))
         assert trail["intact"] is True
         [claimed] = [i for i in trail["items"] if i["action"] == "claimed"]
         assert claimed["actor"]["id"] == winner.id
