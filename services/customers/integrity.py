@@ -175,6 +175,7 @@ class IntegrityRpc:
         if changes.get("referred_by") is not None:
             locks.insert(0, REFERRALS_LOCK)  # crossing re-links could each pass alone
         taken = []
+        claimed: set[str] = set()  # keys this call took that the record may not list yet
         try:
             for name in locks:
                 self._lock(name, holder)
@@ -202,17 +203,23 @@ class IntegrityRpc:
                         self._refuse_duplicate(customer_id, {
                             **storage.holders(self.db, new_keys), **conflicts})
                         raise Conflict("duplicate_customer", "a key is held by another customer")
+                    claimed |= set(new_keys) - set(old_keys)
                     fields["claim_keys"] = new_keys
                     if "company_name" in diff:
                         fields.update(lc.name_fields(after_record["company_name"]))
                 updated = store.update_customer(self.db, customer, fields)
                 if updated is not None:
+                    claimed = set()
                     stale = set(old_keys) - set(new_keys)
                     if stale:
                         storage.release_keys(self.db, customer_id, stale)
                     return customer, updated, diff
             raise Conflict("busy", "the customer is changing too fast; try again")
         finally:
+            if claimed:  # gave up after taking new keys: give back what the record lacks
+                current = self._customer(customer_id) or {}
+                storage.release_keys(self.db, customer_id,
+                                     claimed - set(current.get("claim_keys") or []))
             for name in taken:
                 store.release_lock(self.db, name, holder)
 
