@@ -30,8 +30,12 @@ from services.common.ids import new_id
 from services.customers import domain, storage
 from services.customers import normalize as norm
 
-BRAND_CHARS = ("鑫源泰丰华盛隆达恒宏远嘉禾瑞祥永金鼎银星辰宇博雅康泽德信润"
-               "佳美丽新光明正伟业峰锦程创联合众汇智诚万邦凯旋腾飞卓越骏豪")
+BRAND_CHARS = "".join(dict.fromkeys(
+    "鑫源泰丰华盛隆达恒宏远嘉禾瑞祥永金鼎银星辰宇博雅康泽德信润佳美丽新光明正伟业峰锦程创联"
+    "合众汇智诚万邦凯旋腾飞卓越骏豪安平昌盈富贵福寿喜乐和顺天地人江河湖海山川云雨风雷雪霜春"
+    "夏秋冬东南西北红黄蓝绿青紫白黑木水火土石玉竹松柏梅兰菊荷桃李杏梨龙凤虎豹鹰鹏鹤雁狮象"
+    "马牛羊鹿图志航帆舟桥楼阁亭园林森田苗稻麦粟豆茶桑丝绸绣彩虹霞晖晨曦朗耀辉煌灿烁晶莹璀"
+    "璨琳琅珍宝玺印章书画墨笔砚纸文武英杰俊秀贤仁义礼忠孝勤俭毅勇强兴旺展协力同心齐聚集融"))
 INDUSTRIES = ("智能装备", "电子科技", "精密机械", "新材料", "生物医药", "物流", "食品",
               "建筑工程", "软件", "光电", "环保科技", "包装材料", "汽车配件", "纺织服饰",
               "家居用品", "化工", "医疗器械", "文化传媒", "餐饮管理", "五金制品")
@@ -54,6 +58,7 @@ class Generator:
         self.paths = {r: norm.normalize_company_name(f"{r}测试样本有限公司").region_path
                       for r in REGIONS}
         self.phone_seq = 0
+        self.terms: dict[str, list] = {}  # the near-match index of what was loaded
 
     def company(self, brand_len: int = 3) -> tuple[str, norm.NameKey]:
         while True:
@@ -100,11 +105,25 @@ def load(db, gen: Generator, owners: list[Principal], count: int) -> list[tuple[
         claims.append({"_id": norm.phone_key(phone), **record})
         stream, region = domain.split_name_key(domain.name_key(key))
         names.append({**norm.name_claim_entry(stream, 1, region, cid), **record})
+        for term in domain.search_grams(key.core):
+            postings = gen.terms.setdefault(term, [])
+            if len(postings) < storage.NAME_TERM_CAP:
+                postings.append((cid, key.core, key.region_key))
         if len(sample) < 2000 and i % 7 == 0:
             sample.append((name, phone, domain.name_key(key)))
         if len(customers) >= BATCH:
             flush()
     flush()
+    # The near-match index (name_terms) is rebuilt whole from what was loaded.
+    db.drop_collection("name_terms")
+    batch = []
+    for term, postings in gen.terms.items():
+        batch.append({"_id": term, "p": [{"c": c, "k": k, "r": r} for c, k, r in postings]})
+        if len(batch) >= BATCH:
+            db.name_terms.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        db.name_terms.insert_many(batch, ordered=False)
     # Keep only the names the real normalizer files under the same key, so
     # every "existing company" check really is one.
     return [(n, p) for n, p, k in sample if domain.name_key(norm.normalize_company_name(n)) == k]
@@ -145,7 +164,7 @@ def run(ctx):
             rate = todo / took
             stored = size
             print(f"-- loaded {todo:,} customers (+ {todo:,} phone claims, {todo:,} name-log "
-                  f"entries) in {took:.1f} s = {rate:,.0f} customers/s; stored {size:,}",
+                  f"entries, {len(gen.terms):,} index terms) in {took:.1f} s = {rate:,.0f} customers/s; stored {size:,}",
                   flush=True)
         print(f"customers service RSS with {size:,} stored: {rss()}", flush=True)
 
@@ -161,6 +180,17 @@ def run(ctx):
             return s.post(url + "/api/customers/check", json=body_of(i),
                           headers={"Authorization": f"Bearer {tokens[i % 16]}"}, timeout=120)
 
+        def create(s, i):
+            name, _ = gen.company(4)
+            return s.post(url + "/api/customers", json={
+                "company_name": name, "phones": [gen.phone("136")], "stage": 10,
+                "expected_value": 88000}, headers={"Authorization": f"Bearer {tokens[i % 16]}"},
+                timeout=120)
+
+        f_create = measure(f"POST /api/customers @{size:,}", create, 16, requests_n, warmup=4)
+        stored += requests_n + 4
+        print(f_create.line(ceiling) + f"  (create/ceiling {ctx.ratio(f_create)})", flush=True)
+        print(f"customers service RSS after the runs at {size:,}: {rss()}", flush=True)
         t0 = time.perf_counter()
         probe = check(requests.Session(), 0)
         one = time.perf_counter() - t0
@@ -175,17 +205,6 @@ def run(ctx):
                               warmup=4)
             print(f_check.line(ceiling), flush=True)
 
-        def create(s, i):
-            name, _ = gen.company(4)
-            return s.post(url + "/api/customers", json={
-                "company_name": name, "phones": [gen.phone("136")], "stage": 10,
-                "expected_value": 88000}, headers={"Authorization": f"Bearer {tokens[i % 16]}"},
-                timeout=120)
-
-        f_create = measure(f"POST /api/customers @{size:,}", create, 16, requests_n, warmup=4)
-        stored += requests_n + 4
-        print(f_create.line(ceiling) + f"  (create/ceiling {ctx.ratio(f_create)})", flush=True)
-        print(f"customers service RSS after the runs at {size:,}: {rss()}", flush=True)
         results[size] = (f_check, f_create)
 
     if len(results) >= 2:
@@ -196,7 +215,7 @@ def run(ctx):
                   f"(target <= 1.5x)", flush=True)
     if _env("BENCH_CUSTOMERS_KEEP", "0") != "1":
         # Leave the stack as other benchmarks expect it: no bulk-loaded customers.
-        for name in ("customers", "claims", "name_claims"):
+        for name in ("customers", "claims", "name_claims", "name_terms"):
             db.drop_collection(name)
         storage.ensure_indexes(db)
         print("bulk-loaded customers dropped (BENCH_CUSTOMERS_KEEP=1 keeps them)", flush=True)

@@ -184,12 +184,17 @@ def name_terms(core: str) -> list[str]:
     return list(dict.fromkeys(terms))[:96]
 
 
+MAX_INDEX_TERMS = 8
+
+
 def search_grams(core: str) -> list[str]:
-    """The terms to look near matches up by: the distinctive ones of the name
-    (all of them when the name has nothing but common words)."""
+    """The terms a name is filed under in the near-match index, and looked up
+    by: its distinctive terms (words most company names contain are left out:
+    their lists would be long and say little), at most MAX_INDEX_TERMS; the
+    first few terms when the name has nothing but common words."""
     terms = name_terms(core)
     distinctive = [t for t in terms if t.lstrip(SKIP_MARK) not in COMMON_GRAMS]
-    return distinctive or terms
+    return (distinctive or terms[:4])[:MAX_INDEX_TERMS]
 
 
 # ---------------------------------------------------------------- who sees what
@@ -420,22 +425,36 @@ def exact_matches(holders: Mapping[str, list[Mapping]], customers: Mapping[str, 
     return out
 
 
-def rank_similar(name: norm.NameKey, candidates: Iterable[Mapping], exclude: set[str],
-                 limit: int = SIMILAR_LIMIT) -> list[dict]:
-    """Near matches by the rapidfuzz score of the normalized cores, best first;
-    names in a contradicting region are other companies and never suggested."""
-    scored = []
-    for doc in candidates:
-        if doc["_id"] in exclude:
+def rank_similar(name: norm.NameKey, postings: Iterable[Mapping], exclude: set[str],
+                 limit: int = SIMILAR_LIMIT) -> list[tuple[float, str]]:
+    """Near matches from the postings of the near-match index ({c: customer id,
+    k: core, r: region}) as (score, customer id), best first: the rapidfuzz
+    score of the normalized cores; a name in a contradicting region is
+    another company and never suggested."""
+    best: dict[str, float] = {}
+    for p in postings:
+        cid = p["c"]
+        if cid in exclude or cid in best:
             continue
-        if not norm.regions_compatible(doc.get("name_region"), name.region_key):
+        if not norm.regions_compatible(p.get("r"), name.region_key):
             continue
-        score = norm.similarity(name.core, doc.get("name_core") or "")
+        score = norm.similarity(name.core, p.get("k") or "")
         if score >= norm.SIMILAR_THRESHOLD:
-            scored.append((score, doc))
-    scored.sort(key=lambda sd: (-sd[0], sd[1]["_id"]))
-    return [match(d["_id"], d["company_name"], owner_of(d), d.get("status", ACTIVE),
-                  ["company_name"], s) for s, d in scored[:limit]]
+            best[cid] = score
+    ranked = sorted(((s, c) for c, s in best.items()), key=lambda sc: (-sc[0], sc[1]))
+    return ranked[:limit]
+
+
+def similar_matches(ranked: list[tuple[float, str]], customers: Mapping[str, Mapping]) -> list[dict]:
+    """The ranked near matches as `match`es, from the stored customers (one
+    not stored yet is left out: it is still being entered)."""
+    out = []
+    for score, cid in ranked:
+        doc = customers.get(cid)
+        if doc is not None:
+            out.append(match(cid, doc["company_name"], owner_of(doc), doc.get("status", ACTIVE),
+                             ["company_name"], score))
+    return out
 
 
 def duplicate_message(matches: list[dict]) -> str:

@@ -55,9 +55,11 @@ class CustomersService(IntegrityRpc):
         matches = self._matches(storage.holders(self.db, claim))
         similar = []
         if keys["name"] is not None:
-            candidates = storage.similar_candidates(self.db, domain.search_grams(keys["name"].core))
-            similar = domain.rank_similar(keys["name"], candidates,
-                                          {m["customer_id"] for m in matches})
+            name = keys["name"]
+            postings = storage.term_postings(self.db, domain.search_grams(name.core))
+            ranked = domain.rank_similar(name, postings, {m["customer_id"] for m in matches})
+            similar = domain.similar_matches(
+                ranked, storage.find_customers(self.db, [cid for _, cid in ranked]))
         return {"available": not matches, "matches": matches, "similar": similar}
 
     def _stage_list(self) -> list[dict]:
@@ -97,6 +99,8 @@ class CustomersService(IntegrityRpc):
         except BaseException:
             storage.release_keys(self.db, customer_id, claim)
             raise
+        storage.index_name(self.db, customer_id, doc["name_core"], doc["name_region"],
+                           domain.search_grams(doc["name_core"]))
         storage.start_audit(self.db, customer_id, actor.as_dict(), "create", None,
                             domain.audit_snapshot(doc), now)
         self.dispatch("CustomerCreated", event(**domain.created_event(doc)))

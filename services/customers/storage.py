@@ -15,7 +15,7 @@ Collections and document shapes
      team_id: str|None, created_by: {id, name}, created_at, updated_at: datetime (UTC),
      version: int (1 at creation; +1 with every change, carried by every event),
      name_core: str, name_region: "广东/深圳"|"" (normalize.NameKey of company_name),
-     name_grams: [str] (normalize.name_search_grams(name_core), multikey index: near matches),
+     name_grams: [str] (domain.name_terms(name_core): ?q= search of the list),
      claim_keys: [str] (the keys this customer holds, domain.claim_keys; see below)}
 
 ``claims`` — plain keys (phone, credit code, e-mail), one document per key, the
@@ -33,6 +33,11 @@ of normalize.claim_keys_for_name; ``_id`` uniqueness serializes appends)::
 
 ``followups`` (append-only): {_id, customer_id, content, contact_name, channel,
 author: {id, name}, created_at}.
+
+``name_terms`` — the near-match index, derived from name_core/name_region
+(index_name / unindex_name keep it in step when a name changes)::
+
+    {_id: <term of domain.search_grams(core)>, p: [{c: customer_id, k: core, r: region}]}
 
 ``shared_phones``: {_id: E.164, note, marked_by: {id, name}, marked_at} — numbers
 that are no duplicate-guard key (a switchboard many companies share).
@@ -63,10 +68,7 @@ from services.customers.domain import is_name_key, split_name_key
 AUDIT_APPEND_ATTEMPTS = 100
 NAME_CLAIM_ATTEMPTS = 50
 MAX_STREAM_ENTRIES = 10000
-SIMILAR_CANDIDATES = 400
-SIMILAR_MAX_TERMS = 24
-CANDIDATE_FIELDS = {"company_name": 1, "owner_id": 1, "owner_name": 1, "status": 1,
-                    "name_core": 1, "name_region": 1}
+NAME_TERM_CAP = 32
 
 
 def ensure_indexes(db: Database) -> None:
@@ -298,15 +300,47 @@ def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list
     return docs, total
 
 
-def similar_candidates(db: Database, terms: list[str]) -> list[dict]:
-    """Customers indexed under any of a name's distinctive terms (domain.search_grams
-    leaves out words most company names contain, so each term's posting list
-    is short): one multikey index lookup, capped, whatever the number of
-    customers."""
-    if not terms:
-        return []
-    return list(db.customers.find({"name_grams": {"$in": terms[:SIMILAR_MAX_TERMS]}},
-                                  CANDIDATE_FIELDS).limit(SIMILAR_CANDIDATES))
+def index_name(db: Database, customer_id: str, core: str, region: str,
+               terms: Iterable[str]) -> None:
+    """File a customer under its name's terms in the near-match index.
+
+    One document per term, read and written by _id only: {_id: term, p:
+    [{c: customer id, k: core, r: region}]}. A term's list stops growing at
+    NAME_TERM_CAP entries (a soft cap: writers racing may pass it by a few):
+    a term that many names share tells little, and a check reads one document
+    per term whatever the number of customers.
+    """
+    posting = {"c": customer_id, "k": core, "r": region}
+    for term in dict.fromkeys(terms):
+        try:  # a term no name had yet: one insert
+            db.name_terms.insert_one({"_id": term, "p": [posting]})
+            continue
+        except DuplicateKeyError:
+            doc = db.name_terms.find_one({"_id": term}) or {"p": []}
+        entries = doc.get("p") or []
+        if len(entries) >= NAME_TERM_CAP or any(e["c"] == customer_id for e in entries):
+            continue
+        db.name_terms.update_one({"_id": term}, {"$push": {"p": posting}})
+
+
+def unindex_name(db: Database, customer_id: str, core: str, region: str,
+                 terms: Iterable[str]) -> None:
+    """Take a customer out of the near-match index (its name changed): the
+    arguments of its index_name. The posting is pulled by its exact value,
+    the only $pull FerretDB 1.24 supports."""
+    posting = {"c": customer_id, "k": core, "r": region}
+    for term in dict.fromkeys(terms):
+        db.name_terms.update_one({"_id": term}, {"$pull": {"p": posting}})
+
+
+def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:
+    """The postings of each term: one lookup by _id per term."""
+    out: list[dict] = []
+    for term in dict.fromkeys(terms):
+        doc = db.name_terms.find_one({"_id": term})
+        if doc:
+            out += doc.get("p") or []
+    return out
 
 
 # ---------------------------------------------------------------- follow-ups

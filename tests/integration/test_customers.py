@@ -9,8 +9,8 @@ from services.common import events
 from services.common.clock import now
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import handles
+from services.customers import domain, storage
 from services.customers import normalize as norm
-from services.customers import storage
 from services.customers.service import CustomersService
 
 ZHANG = {"id": "u-zhang", "role": "rep", "team_id": "t-south", "name": "张伟", "username": "zw"}
@@ -252,3 +252,18 @@ def test_customer_created_reaches_a_subscriber(customers, container_factory, ser
     assert ev["owner_id"] == "u-zhang" and ev["team_id"] == "t-south"
     assert ev["birthday"] == "11-11" and ev["birthday_kind"] == "anniversary"
     assert ev["event_id"] and ev["occurred_at"].endswith("+00:00")
+
+
+def test_the_near_match_index_follows_a_name(customers, db):
+    c = customers.create(ZHANG, {"company_name": "杭州恒生电子股份有限公司"})
+    terms = domain.search_grams("恒生电子")
+    assert {p["c"] for p in storage.term_postings(db, terms)} == {c["id"]}
+    # an amendment renaming the customer takes it out of the old name's terms
+    storage.unindex_name(db, c["id"], "恒生电子", "浙江/杭州", terms)
+    assert storage.term_postings(db, terms) == []
+    assert customers.check(ZHAO, {"company_name": "杭州恒升电子有限公司"})["similar"] == []
+    storage.index_name(db, c["id"], "恒生电子", "浙江/杭州", terms)
+    storage.index_name(db, c["id"], "恒生电子", "浙江/杭州", terms)  # twice: still once
+    assert len(storage.term_postings(db, terms[:1])) == 1
+    [near] = customers.check(ZHAO, {"company_name": "杭州恒升电子有限公司"})["similar"]
+    assert near["customer_id"] == c["id"] and near["owner"]["name"] == "张伟"

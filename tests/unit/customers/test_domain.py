@@ -197,20 +197,21 @@ def test_a_pool_customer_matches_with_no_owner():
 
 def test_similar_ranks_near_names_and_skips_other_regions_and_exact_ones():
     name = norm.normalize_company_name("上海恒通贸易有限公司")
-    candidates = [
-        {"_id": "a", "company_name": "上海恒达贸易有限公司", "name_core": "恒达贸易",
-         "name_region": "上海", "owner_id": "r", "owner_name": "李娜", "status": "active"},
-        {"_id": "b", "company_name": "北京恒通贸易有限公司", "name_core": "恒通贸易",
-         "name_region": "北京", "owner_id": "r", "owner_name": "李娜", "status": "active"},
-        {"_id": "c", "company_name": "恒通贸易有限公司", "name_core": "恒通贸易",
-         "name_region": "", "owner_id": "r", "owner_name": "李娜", "status": "active"},
-        {"_id": "d", "company_name": "华为技术有限公司", "name_core": "华为技术",
-         "name_region": "", "owner_id": "r", "owner_name": "李娜", "status": "active"},
+    postings = [
+        {"c": "a", "k": "恒达贸易", "r": "上海"},
+        {"c": "b", "k": "恒通贸易", "r": "北京"},  # another city: another company
+        {"c": "c", "k": "恒通贸易", "r": ""},  # the exact match itself
+        {"c": "d", "k": "华为技术", "r": ""},
+        {"c": "a", "k": "恒达贸易", "r": "上海"},  # found under two terms
     ]
-    similar = domain.rank_similar(name, candidates, exclude={"c"})
-    assert [m["customer_id"] for m in similar] == ["a"]
-    assert similar[0]["score"] >= norm.SIMILAR_THRESHOLD
-    assert similar[0]["matched_on"] == ["company_name"]
+    ranked = domain.rank_similar(name, postings, exclude={"c"})
+    assert [cid for _, cid in ranked] == ["a"]
+    assert ranked[0][0] >= norm.SIMILAR_THRESHOLD
+    stored = {"a": {"_id": "a", "company_name": "上海恒达贸易有限公司", "owner_id": "r",
+                    "owner_name": "李娜", "status": "active", "phones": ["+862168881234"]}}
+    [m] = domain.similar_matches(ranked + [(80.0, "in-flight")], stored)
+    assert m["company_name"] == "上海恒达贸易有限公司" and m["owner"]["name"] == "李娜"
+    assert m["matched_on"] == ["company_name"] and "phones" not in m
 
 
 def test_duplicate_message_names_the_owner():
