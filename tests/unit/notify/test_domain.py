@@ -1,0 +1,111 @@
+"""notify's domain functions: notifications from events, escalation plan,
+delivery states after attempts, the inbox view (no broker, no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.notify import domain
+from services.notify.sms import Attempt
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def due(**over):
+    return {"reminder_id": "r1", "user_id": "rep1", "kind": "revisit",
+            "title": "回访 北京小米科技有限责任公司（雷总）", "content": "问问试用反馈",
+            "due_at": "2026-03-02T01:00:00+00:00", "fired_at": "2026-03-02T01:00:02+00:00",
+            "late": False, "customer_id": "c1", "escalate_after_minutes": None,
+            "escalation_of": None, "contact_name": "雷总", **over}
+
+
+def test_reminder_notification_is_keyed_by_the_reminder():
+    doc = domain.reminder_notification(due(), NOW)
+    assert doc["key"] == "reminder:r1" and doc["user_id"] == "rep1"
+    assert doc["body"] == "联系人：雷总\n问问试用反馈"
+    assert doc["ref"] == {"reminder_id": "r1", "customer_id": "c1",
+                          "due_at": "2026-03-02T01:00:00+00:00", "late": False}
+    assert not doc["read"] and not doc["acknowledged"]
+
+
+def test_escalation_plan_reminder_value_then_user_setting_zero_is_never():
+    plan = domain.escalation_plan(due(escalate_after_minutes=0.05), {"escalate_after_minutes": 10})
+    assert plan["due_at"] == datetime(2026, 3, 2, 1, 0, 5, tzinfo=UTC)  # fired_at + 3 s
+    plan = domain.escalation_plan(due(), {"escalate_after_minutes": 30})
+    assert plan["due_at"] == datetime(2026, 3, 2, 1, 30, 2, tzinfo=UTC)
+    assert domain.escalation_plan(due(), None)["minutes"] == 10  # the default
+    assert domain.escalation_plan(due(escalate_after_minutes=0), {}) is None
+    assert domain.escalation_plan(due(), {"escalate_after_minutes": 0}) is None
+
+
+def test_sms_text_uses_the_users_time_zone():
+    doc = domain.reminder_notification(due(), NOW)
+    assert domain.sms_text(doc, "Asia/Shanghai").startswith("【销售CRM】03-02 09:00 提醒未确认：")
+    assert "03-01 20:00" in domain.sms_text(doc, "America/New_York")
+
+
+def attempt(ok, status, at):
+    return Attempt(provider="webhook", ok=ok, status_code=status,
+                   error=None if ok else f"HTTP {status}", at=at, duration_ms=3.0)
+
+
+def test_delivery_retries_with_backoff_from_the_attempt_then_fails():
+    doc = {**domain.reminder_notification(due(), NOW), "_id": "n1"}
+    d = domain.new_delivery(doc, "+8613800138000", "text", NOW)
+    assert d["status"] == "sending"
+    d = domain.after_attempt(d, attempt(False, 500, NOW), 3, 2, NOW + timedelta(seconds=1))
+    assert d["status"] == "retrying" and d["next_attempt_at"] == NOW + timedelta(seconds=2)
+    t2 = NOW + timedelta(seconds=2)
+    d = domain.after_attempt(d, attempt(False, 503, t2), 3, 2, t2)
+    assert d["next_attempt_at"] == t2 + timedelta(seconds=4)
+    d = domain.after_attempt(d, attempt(False, 502, t2), 3, 2, t2)
+    assert d["status"] == "failed" and d["error"] == "HTTP 502" and len(d["attempts"]) == 3
+    assert [a["n"] for a in d["attempts"]] == [1, 2, 3]
+
+
+def test_delivery_sent_on_success_and_skipped_without_phone():
+    doc = {**domain.reminder_notification(due(), NOW), "_id": "n1"}
+    d = domain.new_delivery(doc, "+8613800138000", "text", NOW)
+    d = domain.after_attempt(d, attempt(True, 200, NOW), 3, 1, NOW)
+    assert d["status"] == "sent" and d["error"] is None
+    assert domain.new_delivery(doc, None, "text", NOW)["status"] == "skipped"
+    assert domain.stopped(d, NOW)["status"] == "cancelled"
+
+
+def test_sms_view_states():
+    doc = {**domain.reminder_notification(due(), NOW), "_id": "n1",
+           "escalation": {"minutes": 10, "due_at": NOW + timedelta(minutes=10)}}
+    assert domain.sms_view(doc, None)["status"] == "scheduled"
+    assert domain.sms_view({**doc, "acknowledged": True}, None)["status"] == "not_needed"
+    assert domain.sms_view({**doc, "escalation": None}, None) is None
+    d = domain.after_attempt(domain.new_delivery(doc, "+8613800138000", "t", NOW),
+                             attempt(False, 500, NOW), 3, 1, NOW)
+    view = domain.view(doc, d)
+    assert view["sms"]["status"] == "retrying"
+    assert view["sms"]["attempts"] == [{"at": "2026-03-02T01:00:00+00:00", "ok": False,
+                                        "provider": "webhook", "status_code": 500,
+                                        "error": "HTTP 500"}]
+
+
+def test_events_reach_the_right_people_once_each():
+    raised = domain.alarm_raised({"alarm_id": "a1", "customer_id": "c1",
+                                  "company_name": "深圳市大疆创新科技有限公司",
+                                  "owner_id": "rep1", "reason": "客户拒接"}, ["m1", "m2"], NOW)
+    assert [(d["user_id"], d["key"]) for d in raised] == [
+        ("m1", "alarm_raised:a1:m1"), ("m2", "alarm_raised:a1:m2")]
+    changed = domain.owner_changed({"customer_id": "c1", "version": 4, "old_owner_id": "rep1",
+                                    "new_owner_id": "rep2", "reason": "claim",
+                                    "company_name": "大疆"}, NOW)
+    assert [(d["user_id"], d["title"]) for d in changed] == [
+        ("rep1", "客户已转出：大疆"), ("rep2", "客户已转入：大疆")]
+    assert domain.owner_changed({"customer_id": "c1", "old_owner_id": None,
+                                 "new_owner_id": "rep2"}, NOW)[0]["user_id"] == "rep2"
+    assert domain.answer_posted({"answer_id": "x", "asker_id": "rep1", "author_id": "rep1"},
+                                NOW) == []  # answering oneself notifies nobody
+    assert domain.answer_posted({"answer_id": "x", "asker_id": "rep1", "author_id": "m1",
+                                 "title": "压价怎么办"}, NOW)[0]["user_id"] == "rep1"
+    users = [{"id": "m1", "role": "manager", "team_id": "t1"},
+             {"id": "m2", "role": "manager", "team_id": "t2"},
+             {"id": "r1", "role": "rep", "team_id": "t1"}]
+    assert domain.managers_of(users, ["t1", None]) == ["m1"]
+    assert domain.managers_of(users, ["t1", "t2"]) == ["m1", "m2"]

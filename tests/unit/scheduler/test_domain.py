@@ -1,0 +1,166 @@
+"""The scheduler's domain functions: reminder documents, views, events,
+birthday series (no broker, no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.scheduler import domain, rules
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def reminder(**over):
+    doc = domain.new_reminder("r1", "rep1", "event", {
+        "title": "拜访深圳市大疆创新科技有限公司", "content": "带样机",
+        "due_at": NOW + timedelta(hours=2), "escalate_after_minutes": None}, NOW)
+    return {**doc, **over}
+
+
+def test_a_new_reminder_is_pending_and_viewed_with_offsets():
+    view = domain.view(reminder())
+    assert view == {
+        "id": "r1", "title": "拜访深圳市大疆创新科技有限公司", "content": "带样机",
+        "due_at": "2026-12-01T04:00:00+00:00", "kind": "event", "customer_id": None,
+        "escalate_after_minutes": None, "status": "pending",
+        "created_at": "2026-12-01T02:00:00+00:00"}
+
+
+def test_due_at_in_the_past_is_refused_but_a_few_seconds_late_is_fine():
+    domain.check_due_at(NOW - timedelta(seconds=30), NOW)
+    with pytest.raises(Invalid) as err:
+        domain.check_due_at(NOW - timedelta(minutes=5), NOW, "at")
+    assert err.value.details["fields"] == {"at": "is in the past"}
+
+
+def test_only_its_user_edits_only_a_pending_reminder():
+    with pytest.raises(NotFound):
+        domain.check_editable(reminder(), "rep2")
+    with pytest.raises(NotFound):
+        domain.check_editable(reminder(kind="escalation"), "rep1")
+    with pytest.raises(Conflict) as err:
+        domain.check_editable(reminder(status="fired"), "rep1")
+    assert err.value.code == "not_pending"
+    assert domain.check_editable(reminder(), "rep1")["_id"] == "r1"
+
+
+def test_patch_keeps_what_is_not_sent_and_refuses_birthday_edits():
+    new = domain.apply_patch(reminder(), {"title": None, "escalate_after_minutes": 0}, NOW)
+    assert new["title"] == "拜访深圳市大疆创新科技有限公司" and new["escalate_after_minutes"] == 0
+    with pytest.raises(Conflict):
+        domain.apply_patch(reminder(kind="birthday"), {"title": "x"}, NOW)
+    with pytest.raises(Invalid):
+        domain.apply_patch(reminder(), {"due_at": NOW - timedelta(days=1)}, NOW)
+
+
+def test_revisit_only_by_the_owner_names_the_contact():
+    customer = {"id": "c9", "company_name": "北京小米科技有限责任公司", "owner": {"id": "rep1"}}
+    doc = domain.revisit_reminder("r2", "rep1", customer, {
+        "at": NOW + timedelta(days=1), "contact_name": "雷总", "note": "问问新品试用"}, NOW)
+    assert doc["kind"] == "revisit" and doc["title"] == "回访 北京小米科技有限责任公司（雷总）"
+    assert doc["customer_id"] == "c9" and doc["contact_name"] == "雷总"
+    with pytest.raises(Forbidden):
+        domain.revisit_reminder("r3", "mgr", customer, {
+            "at": NOW + timedelta(days=1), "contact_name": "雷总"}, NOW)
+    with pytest.raises(Forbidden):  # a pool customer has no owner
+        domain.revisit_reminder("r3", "rep1", {**customer, "owner": None}, {
+            "at": NOW, "contact_name": "雷总"}, NOW)
+
+
+def test_firing_late_and_the_event_payload():
+    doc = domain.fired(reminder(), NOW + timedelta(hours=5), 60)
+    assert doc["status"] == "fired" and doc["late"] is True
+    payload = domain.due_event(doc)
+    assert payload["reminder_id"] == "r1" and payload["late"] is True
+    assert payload["due_at"] == "2026-12-01T04:00:00+00:00"
+    assert payload["fired_at"] == "2026-12-01T07:00:00+00:00"
+    assert payload["escalate_after_minutes"] is None and payload["escalation_of"] is None
+    on_time = domain.fired(reminder(), NOW + timedelta(hours=2, seconds=1), 60)
+    assert on_time["late"] is False
+    with pytest.raises(rules.InvalidTransition):
+        domain.fired(reminder(status="cancelled"), NOW, 60)
+
+
+def test_a_firing_record_turns_a_stored_pending_into_fired():
+    doc = reminder()
+    record = domain.firing({**doc, "fired_at": NOW, "late": False}, "host:1:a")
+    merged = domain.with_firing(doc, record)
+    assert merged["status"] == "fired" and merged["fired_at"] == NOW
+    assert domain.with_firing(doc, None)["status"] == "pending"
+    acked = domain.with_firing(reminder(status="acknowledged"), record)
+    assert acked["status"] == "acknowledged"
+    assert domain.acknowledged(merged, NOW)["status"] == "acknowledged"
+    assert domain.acknowledged(reminder(status="cancelled"), NOW) is None
+
+
+def test_escalation_check_is_one_per_notification():
+    doc = domain.escalation_reminder({
+        "notification_id": "n1", "user_id": "rep1", "reminder_id": "r1",
+        "due_at": NOW, "title": "拜访"}, NOW)
+    assert doc["_id"] == domain.escalation_id("n1") == "esc_n1"
+    assert doc["kind"] == "escalation" and doc["escalation_of"] == "n1"
+    assert "escalation" not in domain.USER_KINDS
+
+
+def test_list_filter_is_his_own_and_hides_escalation_checks():
+    flt = domain.list_filter("rep1", {"from": NOW, "to": NOW + timedelta(days=1),
+                                      "kind": "revisit"})
+    assert flt == {"user_id": "rep1", "kind": "revisit",
+                   "due_at": {"$gte": NOW, "$lte": NOW + timedelta(days=1)}}
+    assert domain.list_filter("rep1", {})["kind"] == {"$in": list(domain.USER_KINDS)}
+
+
+# --------------------------------------------------------------------------
+# birthday series
+
+
+def created(**over):
+    return {"customer_id": "c1", "version": 1, "company_name": "上海恒通贸易有限公司",
+            "owner_id": "rep1", "status": "active", "birthday": "01-01",
+            "birthday_label": "王总生日", "birthday_kind": "birthday", **over}
+
+
+def test_series_from_events():
+    s = domain.series_from_event("CustomerCreated", created())
+    assert s["active"] and s["owner_id"] == "rep1" and s["kind"] == "birthday"
+    assert not domain.series_from_event("CustomerCreated", created(birthday=None))["active"]
+    moved = domain.series_from_event("OwnerChanged", {**created(version=2),
+                                                      "new_owner_id": "rep2"})
+    assert moved["owner_id"] == "rep2" and moved["active"]
+    gone = domain.series_from_event("CustomerAbandoned", created(version=3, status="pool"))
+    assert not gone["active"]
+    assert domain.is_newer(moved, s) and not domain.is_newer(s, moved)
+    relabelled = {**s, "label": "王董生日", "version": 5}
+    assert domain.same_schedule(relabelled, s)
+    assert not domain.same_schedule(moved, s)
+
+
+def test_birthday_reminder_across_the_year_end_in_two_time_zones():
+    s = domain.series_from_event("CustomerCreated", created())
+    sh = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW, NOW)
+    assert sh["due_at"] == datetime(2026, 12, 30, 1, 0, tzinfo=UTC)
+    assert sh["title"] == "客户生日：上海恒通贸易有限公司"
+    assert sh["content"].startswith("王总生日 1月1日（2 天后）")
+    ny = domain.birthday_reminder({**s, "owner_id": "rep2"}, 2, "America/New_York", NOW, NOW)
+    assert ny["due_at"] == datetime(2026, 12, 30, 14, 0, tzinfo=UTC)
+    assert ny["_id"] != sh["_id"]  # one per owner and instant
+    nxt = domain.next_in_series({**sh, "fired_at": sh["due_at"]}, sh["due_at"])
+    assert nxt["due_at"] == datetime(2027, 12, 30, 1, 0, tzinfo=UTC)
+    assert nxt["series"] == sh["series"]
+
+
+def test_feb_29_anniversary_and_staleness():
+    s = domain.series_from_event("CustomerCreated", created(
+        birthday="02-29", birthday_kind="anniversary", birthday_label="成立纪念日"))
+    doc = domain.birthday_reminder(s, 0, "Asia/Shanghai", NOW, NOW)
+    assert doc["kind"] == "anniversary"
+    assert doc["due_at"] == datetime(2027, 2, 28, 1, 0, tzinfo=UTC)
+    assert "2月28日" in doc["content"]
+    assert domain.next_in_series(doc, NOW)["due_at"] == datetime(2028, 2, 29, 1, 0, tzinfo=UTC)
+    assert domain.still_current(doc, s)
+    assert not domain.still_current(doc, {**s, "owner_id": "rep9"})
+    assert not domain.still_current(doc, {**s, "active": False})
+    assert not domain.still_current(doc, None)
