@@ -239,7 +239,7 @@ class SchedulerService:
         lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
         late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
         batch = int(_setting("SCHEDULER_BATCH", 500))
-        pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 4))))
+        pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 16))))
         self._recover(now)
         scanned_at = datetime.now(UTC)
         entries = storage.due_entries(self.db, now)
