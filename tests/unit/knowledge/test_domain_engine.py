@@ -124,3 +124,26 @@ def test_forward_row_shape():
     assert terms["样品"] == [1, 1, 0, 0, 0]  # title and tags
     assert all(len(v) == len(search.FIELDS) for v in terms.values())
     json.dumps(row, ensure_ascii=False)  # storable as is
+
+
+def test_a_read_budget_bounds_the_work_and_says_when_it_bound():
+    entries = list(synthetic(3000, seed=13))
+    exact, capped = Engine(max_reads=None), Engine(max_reads=64)
+    for e in entries:
+        exact.apply(forward_row(e, 1))
+        capped.apply(forward_row(e, 1))
+    q = "打样 方案 回款 投标"
+    full = exact.search(q)
+    assert exact.last_exact
+    got = capped.search(q)
+    assert not capped.last_exact and capped.last_read <= 64 + 32
+    assert len(got) == 10
+    # what it returns is scored exactly, best first, never better than the true best
+    every = dict(exact.rank(search.parse_query(q), limit=None))
+    assert all(h.score == every[h.doc_id] for h in got)
+    assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+    assert got[0].score <= full[0].score
+    # the default budget never binds on a small corpus: same as the reference
+    ref, eng = both(entries[:1000])
+    same(ref.search(q), eng.search(q))
+    assert eng.last_exact
