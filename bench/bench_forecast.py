@@ -112,19 +112,21 @@ def _load(ctx, book: Book, start: int, stop: int) -> float:
     db = ctx.db("forecast")
     t0 = time.perf_counter()
     totals: dict[str, dict[str, int]] = {}
-    batch = []
+    shards: dict[str, list[dict]] = {}
     for i in range(start, stop):
         doc, contrib = book.new_deal(i)
-        batch.append(doc)
+        shard = shards.setdefault(storage.deals(db, doc["_id"]).name, [])
+        shard.append(doc)
         for team, incs in readmodel.increments(None, contrib).items():
             cell = totals.setdefault(team, {})
             for path, v in incs.items():
                 cell[path] = cell.get(path, 0) + v
-        if len(batch) >= BATCH:
-            db.deals.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        db.deals.insert_many(batch, ordered=False)
+        if len(shard) >= BATCH:
+            db[storage.deals(db, doc["_id"]).name].insert_many(shard, ordered=False)
+            shard.clear()
+    for name, docs in shards.items():
+        if docs:
+            db[name].insert_many(docs, ordered=False)
     for team, incs in totals.items():
         sid = storage.scope_id(0, team)
         db.scopes.update_one({"_id": sid}, {"$setOnInsert": {"gen": 0, "team": team,

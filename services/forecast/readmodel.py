@@ -250,7 +250,8 @@ def export_fields(
     version = row.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise domain.EventError("must be a non-negative integer", "version")
-    transitions = list(row.get("stage_history") or [])
+    # a transition without a time cannot be placed in the history
+    transitions = [t for t in row.get("stage_history") or [] if t.get("at")]
     at = iso_utc(transitions[-1]["at"]) if transitions else iso_utc(now)
     stamp = {"version": version, "at": at, "event_id": f"export:{cid}:{version}"}
     exported = {

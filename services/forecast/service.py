@@ -22,6 +22,7 @@ protocol in ``storage``.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import date
 from fractions import Fraction
@@ -46,6 +47,12 @@ log = logging.getLogger(__name__)
 EXPORT_PAGE = 200
 JOB_KINDS = ("rebuild", "reconcile")
 SHOWN_DIFFERENCES = 100
+# The backtest replays every deal's history: on a big book it takes a while,
+# and the past months it scores do not change within minutes.
+BACKTEST_CACHE_SECONDS = 300
+_backtests: dict[tuple, tuple[float, dict]] = {}
+META_CACHE_SECONDS = 1.0
+_metas: dict[str, tuple[float, dict]] = {}
 
 
 def _setting(key: str, default):
@@ -218,12 +225,24 @@ class ForecastService:
                                        prior_weight())
         return {"scope": scope.key, **view}
 
+    def _meta(self) -> dict:
+        """The generation and stage list, read at most every META_CACHE_SECONDS
+        (one round trip less per GET; a new stage list shows a moment later,
+        as any event does; a rebuild keeps the old generation up to date for
+        longer than that before it drops it)."""
+        cached = _metas.get(self.db.name)
+        if cached and time.monotonic() - cached[0] < META_CACHE_SECONDS:
+            return cached[1]
+        meta = storage.get_meta(self.db)
+        _metas[self.db.name] = (time.monotonic(), meta)
+        return meta
+
     @rpc
     def get_forecast(self, actor, query=None):
         actor = Principal.of(actor)
         q = parse(schemas.ForecastQuery, query or {})
         scope = self._scope(actor, q.owner_id, q.team_id)
-        return self._figures(scope, storage.get_meta(self.db))
+        return self._figures(scope, self._meta())
 
     @rpc
     def get_history(self, actor, query=None):
@@ -245,14 +264,23 @@ class ForecastService:
         q = parse(schemas.BacktestQuery, query or {})
         scope = self._scope(actor, q.owner_id, q.team_id)
         meta = storage.get_meta(self.db)
+        tz = timezone()
+        today = self._today(tz)
+        key = (self.db.name, scope.key, q.months, today, meta["gen"], repr(meta.get("stages")))
+        cached = _backtests.get(key)
+        if cached and time.monotonic() - cached[0] < BACKTEST_CACHE_SECONDS:
+            return cached[1]
         history = {d["_id"]: d.get("history", [])
                    for d in storage.deal_histories(self.db, scope.kind, scope.id)}
-        tz = timezone()
-        month_ends = _month_ends(self._today(tz), q.months)
         # CPU-bound for big histories: off the hub, so other requests go on
-        result = tpool.execute(domain.backtest, history, _stages(meta), month_ends,
-                               prior_weight(), tz=tz)
-        return {"scope": scope.key, **readmodel.jsonable(result)}
+        result = tpool.execute(domain.backtest, history, _stages(meta),
+                               _month_ends(today, q.months), prior_weight(), tz=tz)
+        out = {"scope": scope.key, **readmodel.jsonable(result)}
+        _backtests[key] = (time.monotonic(), out)
+        for k in [k for k, (at, _) in _backtests.items()
+                  if time.monotonic() - at >= BACKTEST_CACHE_SECONDS]:
+            _backtests.pop(k, None)
+        return out
 
     def _today(self, tz: str) -> date:
         return self.clock.now().astimezone(ZoneInfo(tz)).date()
@@ -294,9 +322,14 @@ class ForecastService:
 
     # ----------------------------------------------------------- upkeep
 
-    @timer(interval=float(_setting("FORECAST_SWEEP_SECONDS", 30)))
+    @timer(interval=float(_setting("FORECAST_MARKERS_SECONDS", 30)))
+    def remove_finished_markers(self):
+        return storage.flush_markers(self.db)
+
+    @timer(interval=float(_setting("FORECAST_SWEEP_SECONDS", 300)))
     def finish_interrupted_updates(self):
-        storage.flush_markers(self.db)
+        # reads every deal: rare on purpose (an interrupted update is normally
+        # finished by the redelivered event that was being handled)
         return storage.finish_stale(self.db, self.clock.now())
 
     # ----------------------------------------------------------- jobs
@@ -385,6 +418,9 @@ class ForecastService:
         # a deal created by a writer that read the generations before the
         # rebuild began and wrote after the recount
         progress["late"] = self._recount(building, job, token, progress)
+        # readers holding the old generation in their meta cache still find it
+        # whole; deals keep feeding both until the drop
+        eventlet.sleep(META_CACHE_SECONDS * 3)
         storage.drop_old_gens(self.db, building)
         progress["phase"] = "done"
         self._renew(job, token, progress)
@@ -425,7 +461,7 @@ class ForecastService:
             if not rows:
                 break
             ids = [str(r["customer_id"]) for r in rows]
-            docs = {d["_id"]: d for d in self.db.deals.find({"_id": {"$in": ids}})}
+            docs = storage.find_deals(self.db, ids)
             for row, cid in zip(rows, ids, strict=True):
                 checked += 1
                 seen.add(cid)

@@ -2,7 +2,8 @@
 
 Collections
 -----------
-- ``deals``: one document per customer (``_id`` = customer id): its state
+- ``deals_000`` .. ``deals_255`` (``deals(db, id)`` picks one by a hash of the
+  id): one document per customer (``_id`` = customer id): its state
   registers and their clocks (``domain.apply_deal_event``), its stage history,
   ``contrib`` (what it adds to the scope documents), ``gens`` (the aggregate
   generations it is counted in), ``rev`` (bumped by every write) and, while an
@@ -14,6 +15,15 @@ Collections
 - ``snapshots``: weekly figures, unique per (scope, week).
 - ``jobs``: rebuild / reconcile runs, claimed with a lease.
 - ``rejected``: events that cannot be applied (malformed payloads).
+
+Why 256 deal collections: on FerretDB 1.24 (SQLite, local runs and CI) every
+update, even by ``_id``, reads the whole collection under a collection lock;
+one collection of 100,000 deals made each event cost seconds. Split by a hash
+of the id, an update reads ~400 documents at 100,000 deals; on MongoDB it
+changes nothing but the collection names. Queries over all deals (rebuild,
+reconcile, backtest, the sweeper) go through every shard; they are admin or
+report work, not the event path. The shard count is fixed: changing it
+means moving the documents (a rebuild into an empty database does it).
 
 Exactly once without transactions (``update_deal``)
 -------------------------------------------------
@@ -47,12 +57,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import eventlet
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -66,6 +78,16 @@ WAIT_STEP_SECONDS = 0.02
 MAX_WAIT_SECONDS = 20.0  # > LEASE: one delivery can outwait a dead writer
 JOB_LEASE = timedelta(seconds=60)
 STATE = "state"
+SHARDS = 256
+
+
+def deals(db: Database, customer_id: str) -> Collection:
+    """The deal collection that holds this customer (module docstring)."""
+    return db[f"deals_{zlib.crc32(customer_id.encode()) % SHARDS:03d}"]
+
+
+def all_deal_collections(db: Database) -> list[Collection]:
+    return [db[f"deals_{i:03d}"] for i in range(SHARDS)]
 
 
 class Busy(Exception):
@@ -73,10 +95,8 @@ class Busy(Exception):
 
 
 def ensure_indexes(db: Database) -> None:
-    db.deals.create_index([("last_team_id", ASCENDING)], name="last_team")
-    db.deals.create_index([("last_owner_id", ASCENDING)], name="last_owner")
-    db.deals.create_index([("gens", ASCENDING)], name="gens")
-    db.deals.create_index([("pending.at", ASCENDING)], name="pending_at", sparse=True)
+    # The deal shards get no secondary index: the event path reads by _id;
+    # the rest scans on purpose (module docstring).
     db.scopes.create_index([("gen", ASCENDING), ("team", ASCENDING)], name="gen_team")
     db.snapshots.create_index([("scope", ASCENDING), ("week", ASCENDING)], unique=True,
                               name="scope_week_unique")
@@ -136,7 +156,8 @@ def drop_old_gens(db: Database, gen: int) -> None:
     (``rev`` moves so that a writer holding the old list retries.)"""
     for old in sorted({d["gen"] for d in db.scopes.find({"gen": {"$lt": gen}}, {"gen": 1})}
                       | {gen - 1}):
-        db.deals.update_many({"gens": old}, {"$pull": {"gens": old}, "$inc": {"rev": 1}})
+        for coll in all_deal_collections(db):
+            coll.update_many({"gens": old}, {"$pull": {"gens": old}, "$inc": {"rev": 1}})
     db.scopes.delete_many({"gen": {"$lt": gen}})
 
 
@@ -227,7 +248,7 @@ def _cells(doc: dict | None, fields: dict, gens: list[int]) -> list[dict]:
 def _finish(db: Database, customer_id: str, pending: dict) -> None:
     for cell in pending["cells"]:
         _apply_cell(db, cell, pending["op"])
-    cleared = db.deals.update_one(
+    cleared = deals(db, customer_id).update_one(
         {"_id": customer_id, "pending.op": pending["op"], "pending.by": pending["by"]},
         {"$unset": {"pending": ""}},
     )
@@ -242,7 +263,7 @@ def _take_over(db: Database, doc: dict, now: datetime, token: str) -> bool:
     pending = doc["pending"]
     if pending["at"] + LEASE > now:
         return False
-    taken = db.deals.update_one(
+    taken = deals(db, doc["_id"]).update_one(
         {"_id": doc["_id"], "pending.op": pending["op"], "pending.by": pending["by"]},
         {"$set": {"pending.by": token, "pending.taken_over": True, "pending.at": now}},
     )
@@ -274,8 +295,9 @@ def update_deal(
     """
     token = uuid.uuid4().hex
     deadline = time.monotonic() + max_wait
+    coll = deals(db, customer_id)
     while True:
-        doc = db.deals.find_one({"_id": customer_id})
+        doc = coll.find_one({"_id": customer_id})
         if doc is not None and doc.get("pending"):
             if not _take_over(db, doc, now(), token):
                 if time.monotonic() > deadline:
@@ -300,12 +322,11 @@ def update_deal(
             record["pending"] = pending
         if doc is None:
             try:
-                db.deals.insert_one({"_id": customer_id, **record})
+                coll.insert_one({"_id": customer_id, **record})
             except DuplicateKeyError:
                 continue
         else:
-            written = db.deals.update_one({"_id": customer_id, "rev": doc["rev"]},
-                                          {"$set": record})
+            written = coll.update_one({"_id": customer_id, "rev": doc["rev"]}, {"$set": record})
             if not written.matched_count:
                 continue
         if pending:
@@ -313,41 +334,50 @@ def update_deal(
         return fields
 
 
-def stale_pending(db: Database, now: datetime, limit: int = 100) -> list[dict]:
-    return list(db.deals.find({"pending.at": {"$lt": now - LEASE}}).limit(limit))
+def stale_pending(db: Database, now: datetime) -> Iterator[dict]:
+    for coll in all_deal_collections(db):
+        yield from coll.find({"pending.at": {"$lt": now - LEASE}})
 
 
 def finish_stale(db: Database, now: datetime) -> int:
     """Finish updates whose writer died and no event came back for (timer)."""
     token = uuid.uuid4().hex
     done = 0
-    for doc in stale_pending(db, now):
+    for doc in list(stale_pending(db, now)):
         if _take_over(db, doc, now, token):
             done += 1
     return done
 
 
 def find_deal(db: Database, customer_id: str) -> dict | None:
-    return db.deals.find_one({"_id": customer_id})
+    return deals(db, customer_id).find_one({"_id": customer_id})
+
+
+def find_deals(db: Database, ids: list[str]) -> dict[str, dict]:
+    by_shard: dict[str, list[str]] = {}
+    for cid in ids:
+        by_shard.setdefault(deals(db, cid).name, []).append(cid)
+    out = {}
+    for name, some in by_shard.items():
+        for d in db[name].find({"_id": {"$in": some}}):
+            out[d["_id"]] = d
+    return out
 
 
 def deals_missing_gen(db: Database, gen: int, limit: int = 500) -> list[str]:
-    return [d["_id"] for d in db.deals.find({"gens": {"$ne": gen}}, {"_id": 1}).limit(limit)]
+    out: list[str] = []
+    for coll in all_deal_collections(db):
+        out += [d["_id"] for d in coll.find({"gens": {"$ne": gen}}, {"_id": 1})]
+        if len(out) >= limit:
+            break
+    return out
 
 
-def iter_deals(db: Database, query: dict | None = None, fields: dict | None = None,
-               batch: int = 1000) -> Iterator[dict]:
-    """All deals (by id, page by page: no cursor held open for minutes)."""
-    after = None
-    while True:
-        q = dict(query or {})
-        if after is not None:
-            q["_id"] = {"$gt": after}
-        page = list(db.deals.find(q, fields).sort("_id", ASCENDING).limit(batch))
-        if not page:
-            return
-        yield from page
-        after = page[-1]["_id"]
+def iter_deals(db: Database, query: dict | None = None,
+               fields: dict | None = None) -> Iterator[dict]:
+    """Every deal matching ``query``, shard by shard (in no particular order)."""
+    for coll in all_deal_collections(db):
+        yield from coll.find(query or {}, fields)
 
 
 def deal_histories(db: Database, kind: str, ident: str | None) -> Iterator[dict]:

@@ -215,7 +215,7 @@ def test_duplicated_reordered_and_replayed_events_leave_the_same_numbers(
                                                                        f"team:{team}"))
             got_team = forecast.get_forecast(ADMIN, {"team_id": team})
             assert got_team["forecast"] == readmodel.jsonable(want["forecast"])
-        stored = {d["_id"]: readmodel.state_of(d) for d in db_of("forecast").deals.find()}
+        stored = {d["_id"]: readmodel.state_of(d) for d in storage.iter_deals(db_of("forecast"))}
         assert stored == {cid: readmodel.state_of(d) for cid, d in docs.items()}
 
     check()
@@ -224,11 +224,13 @@ def test_duplicated_reordered_and_replayed_events_leave_the_same_numbers(
         publish(e["type"], {k: v for k, v in e.items() if k != "type"})
     drain(forecast.container, service_config["AMQP_URI"])
     check()
-    assert not list(db_of("forecast").deals.find({"pending": {"$exists": True}}))
+    assert not list(storage.iter_deals(db_of("forecast"), {"pending": {"$exists": True}}))
     assert not list(db_of("forecast").rejected.find())
     # the markers of finished updates go with the next write or the sweeper
     with entrypoint_hook(forecast.container, "finish_interrupted_updates") as sweep:
         assert sweep() == 0  # nothing was interrupted
+    with entrypoint_hook(forecast.container, "remove_finished_markers") as flush:
+        flush()
     assert [d.get("applied") for d in db_of("forecast").scopes.find()] == [{}, {}, {}]
 
 
@@ -287,9 +289,9 @@ def test_a_crash_between_the_deal_and_the_aggregates_neither_loses_nor_doubles(
     with pytest.raises(Crash):
         storage.update_deal(db, "crash1", _deal_change(move, "StageChanged"), clock.now)
     monkeypatch.setattr(storage, "_apply_cell", real_apply)
-    assert db.deals.find_one({"_id": "crash1"})["stage"] == 75
+    assert storage.find_deal(db, "crash1")["stage"] == 75
     assert _company(db) == {25: (2, 10_000_000)}  # not applied yet
-    db.deals.update_one({"_id": "crash1"},
+    storage.deals(db, "crash1").update_one({"_id": "crash1"},
                         {"$set": {"pending.at": clock.now() - timedelta(minutes=5)}})
     publish("StageChanged", move)  # the redelivery
     drain(forecast.container, service_config["AMQP_URI"])
@@ -309,8 +311,8 @@ def test_a_crash_between_the_deal_and_the_aggregates_neither_loses_nor_doubles(
     with pytest.raises(Crash):
         storage.update_deal(db, "crash2", _deal_change(move2, "StageChanged"), clock.now)
     monkeypatch.setattr(storage, "_finish", real_finish)
-    stalled = db.deals.find_one({"_id": "crash2"})["pending"]
-    db.deals.update_one({"_id": "crash2"},
+    stalled = storage.find_deal(db, "crash2")["pending"]
+    storage.deals(db, "crash2").update_one({"_id": "crash2"},
                         {"$set": {"pending.at": clock.now() - timedelta(minutes=5)}})
     publish("StageChanged", move2)
     drain(forecast.container, service_config["AMQP_URI"])
@@ -332,12 +334,12 @@ def test_the_sweeper_finishes_an_update_no_event_comes_back_for(forecast, publis
         storage.update_deal(db, "lonely", _deal_change(moved("lonely", 2, 50, 90, 30_000),
                                                        "StageChanged"), clock.now)
     monkeypatch.undo()
-    db.deals.update_one({"_id": "lonely"},
+    storage.deals(db, "lonely").update_one({"_id": "lonely"},
                         {"$set": {"pending.at": clock.now() - timedelta(minutes=5)}})
     with entrypoint_hook(forecast.container, "finish_interrupted_updates") as sweep:
         assert sweep() == 1
     assert _company(db) == {90: (1, 3_000_000)}
-    assert db.deals.find_one({"_id": "lonely"}).get("pending") is None
+    assert storage.find_deal(db, "lonely").get("pending") is None
 
 
 # --------------------------------------------------------------------------
