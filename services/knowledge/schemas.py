@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.common.schemas import Id, LongText, Page, Strict, Text
 
@@ -70,6 +77,13 @@ class VoteIn(Strict):
     """1 up, -1 down, 0 takes the vote back; one vote per user and item."""
 
     value: Literal[1, -1, 0]
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, v):
+        if isinstance(v, bool):  # JSON true would pass as 1
+            raise ValueError("must be 1, -1 or 0")
+        return v
 
 
 class _Query(BaseModel):

@@ -284,5 +284,6 @@ def test_query_strings_are_coerced_and_unknown_keys_refused():
         parse(schemas.SearchQuery, {"q": ""})
     with pytest.raises(Invalid):
         parse(schemas.SearchQuery, {"q": "报价", "kind": "answer"})
-    with pytest.raises(Invalid):
-        parse(schemas.VoteIn, {"value": 2})
+    for value in (2, True, "1", 1.0):
+        with pytest.raises(Invalid):
+            parse(schemas.VoteIn, {"value": value})
