@@ -213,6 +213,8 @@ class IntegrityRpc:
                     stale = set(old_keys) - set(new_keys)
                     if stale:
                         storage.release_keys(self.db, customer_id, stale)
+                    if "company_name" in diff:
+                        self._reindex_name(customer, updated)
                     return customer, updated, diff
             raise Conflict("busy", "the customer is changing too fast; try again")
         finally:
@@ -222,6 +224,15 @@ class IntegrityRpc:
                                      claimed - set(current.get("claim_keys") or []))
             for name in taken:
                 store.release_lock(self.db, name, holder)
+
+    def _reindex_name(self, before: dict, after: dict) -> None:
+        """Keep the near-match index (storage.index_name) in step with a new name."""
+        old_core, new_core = before.get("name_core"), after["name_core"]
+        if old_core:
+            storage.unindex_name(self.db, before["_id"], old_core, before.get("name_region", ""),
+                                 domain.search_grams(old_core))
+        storage.index_name(self.db, after["_id"], new_core, after.get("name_region", ""),
+                           domain.search_grams(new_core))
 
     def _amended(self, after: dict, diff: dict, actor: Principal) -> None:
         self.dispatch("CustomerAmended", event(

@@ -272,6 +272,11 @@ def test_a_rename_into_a_taken_name_is_refused_and_the_old_claim_kept(rpc, peopl
     assert [m["customer_id"] for m in taken["matches"]] == [c["id"]]
     doc = db.customers.find_one({"_id": c["id"]})
     assert doc["name_core"] == "宏达供应链" and "name:宏达供应链@广东/广州" in doc["claim_keys"]
+    # near matches follow the new name, not the old one
+    near = customers.check(people["zhao"], {"company_name": "广州宏达供应链管理有限公司"})
+    assert c["id"] in [m["customer_id"] for m in near["similar"]]
+    old = customers.check(people["zhao"], {"company_name": "广州宏达贸易发展有限公司"})
+    assert c["id"] not in [m["customer_id"] for m in old["similar"] + old["matches"]]
 
 
 def test_patch_is_for_managers_with_a_reason(rpc, people):
