@@ -284,6 +284,6 @@ def test_query_strings_are_coerced_and_unknown_keys_refused():
         parse(schemas.SearchQuery, {"q": ""})
     with pytest.raises(Invalid):
         parse(schemas.SearchQuery, {"q": "报价", "kind": "answer"})
-    for value in (2, True, "1", 1.0):
+    for value in (2, True, "1", -2):
         with pytest.raises(Invalid):
             parse(schemas.VoteIn, {"value": value})
