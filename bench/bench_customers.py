@@ -58,7 +58,7 @@ class Generator:
         self.paths = {r: norm.normalize_company_name(f"{r}测试样本有限公司").region_path
                       for r in REGIONS}
         self.phone_seq = 0
-        self.terms: dict[str, list] = {}  # the near-match index of what was loaded
+        self.terms: dict[str, dict] = {}  # the near-match index of what was loaded
 
     def company(self, brand_len: int = 3) -> tuple[str, norm.NameKey]:
         while True:
@@ -105,25 +105,27 @@ def load(db, gen: Generator, owners: list[Principal], count: int) -> list[tuple[
         claims.append({"_id": norm.phone_key(phone), **record})
         stream, region = domain.split_name_key(domain.name_key(key))
         names.append({**norm.name_claim_entry(stream, 1, region, cid), **record})
-        for term in domain.search_grams(key.core):
-            postings = gen.terms.setdefault(term, [])
-            if len(postings) < storage.NAME_TERM_CAP:
-                postings.append((cid, key.core, key.region_key))
+        for term in domain.search_grams(key.core):  # as storage.index_name files it
+            slots = gen.terms.setdefault(term, {})
+            free = [s for s in storage._slots(cid) if s not in slots]  # noqa: SLF001
+            if free:
+                slots[free[0]] = (cid, key.core, key.region_key)
         if len(sample) < 2000 and i % 7 == 0:
             sample.append((name, phone, domain.name_key(key)))
         if len(customers) >= BATCH:
             flush()
     flush()
-    # The near-match index (name_terms) is rebuilt whole from what was loaded.
-    db.drop_collection("name_terms")
-    batch = []
-    for term, postings in gen.terms.items():
-        batch.append({"_id": term, "p": [{"c": c, "k": k, "r": r} for c, k, r in postings]})
-        if len(batch) >= BATCH:
-            db.name_terms.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        db.name_terms.insert_many(batch, ordered=False)
+    # The near-match index is rebuilt whole from what was loaded.
+    shards: dict[str, list] = {}
+    for term, slots in gen.terms.items():
+        shard = shards.setdefault(storage.terms_collection(db, term).name, [])
+        shard += [{"_id": f"{term}#{slot}", "c": c, "k": k, "r": r}
+                  for slot, (c, k, r) in slots.items()]
+    for i in range(storage.NAME_TERM_SHARDS):
+        db.drop_collection(f"name_terms_{i}")
+    for name, docs in shards.items():
+        for i in range(0, len(docs), BATCH):
+            db[name].insert_many(docs[i:i + BATCH], ordered=False)
     # Keep only the names the real normalizer files under the same key, so
     # every "existing company" check really is one.
     return [(n, p) for n, p, k in sample if domain.name_key(norm.normalize_company_name(n)) == k]
@@ -215,7 +217,8 @@ def run(ctx):
                   f"(target <= 1.5x)", flush=True)
     if _env("BENCH_CUSTOMERS_KEEP", "0") != "1":
         # Leave the stack as other benchmarks expect it: no bulk-loaded customers.
-        for name in ("customers", "claims", "name_claims", "name_terms"):
+        for name in ("customers", "claims", "name_claims", *(
+                f"name_terms_{i}" for i in range(storage.NAME_TERM_SHARDS))):
             db.drop_collection(name)
         storage.ensure_indexes(db)
         print("bulk-loaded customers dropped (BENCH_CUSTOMERS_KEEP=1 keeps them)", flush=True)

@@ -34,10 +34,11 @@ of normalize.claim_keys_for_name; ``_id`` uniqueness serializes appends)::
 ``followups`` (append-only): {_id, customer_id, content, contact_name, channel,
 author: {id, name}, created_at}.
 
-``name_terms`` — the near-match index, derived from name_core/name_region
-(index_name / unindex_name keep it in step when a name changes)::
+``name_terms_0`` … ``name_terms_7`` — the near-match index, derived from
+name_core/name_region (index_name / unindex_name keep it in step when a name
+changes); a term lives in shard crc32(term) % 8 and has 8 slots::
 
-    {_id: <term of domain.search_grams(core)>, p: [{c: customer_id, k: core, r: region}]}
+    {_id: "<term of domain.search_grams(core)>#<slot 0-7>", c: customer_id, k: core, r: region}
 
 ``shared_phones``: {_id: E.164, note, marked_by: {id, name}, marked_at} — numbers
 that are no duplicate-guard key (a switchboard many companies share).
@@ -54,10 +55,12 @@ by a write.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -68,7 +71,8 @@ from services.customers.domain import is_name_key, split_name_key
 AUDIT_APPEND_ATTEMPTS = 100
 NAME_CLAIM_ATTEMPTS = 50
 MAX_STREAM_ENTRIES = 10000
-NAME_TERM_CAP = 32
+NAME_TERM_SLOTS = 8
+NAME_TERM_SHARDS = 8
 
 
 def ensure_indexes(db: Database) -> None:
@@ -300,46 +304,63 @@ def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list
     return docs, total
 
 
+def terms_collection(db: Database, term: str) -> Collection:
+    """The shard of the near-match index holding `term` (crc32(term) % 8):
+    smaller tables where a lookup by _id is a scan (FerretDB/SQLite)."""
+    return db[f"name_terms_{zlib.crc32(term.encode()) % NAME_TERM_SHARDS}"]
+
+
+def _slots(customer_id: str) -> tuple[int, int]:
+    first = zlib.crc32(customer_id.encode()) % NAME_TERM_SLOTS
+    return first, (first + 1) % NAME_TERM_SLOTS
+
+
 def index_name(db: Database, customer_id: str, core: str, region: str,
                terms: Iterable[str]) -> None:
     """File a customer under its name's terms in the near-match index.
 
-    One document per term, read and written by _id only: {_id: term, p:
-    [{c: customer id, k: core, r: region}]}. A term's list stops growing at
-    NAME_TERM_CAP entries (a soft cap: writers racing may pass it by a few):
-    a term that many names share tells little, and a check reads one document
-    per term whatever the number of customers.
+    A term has NAME_TERM_SLOTS slots, one document each: {_id: "<term>#<slot>",
+    c: customer id, k: core, r: region}. A customer takes the first free of
+    its two slots (chosen by its id), with plain inserts: no read, no update,
+    nothing that waits for another writer. When both are taken the term is
+    busy (many names share it, so it tells little) and the customer is not
+    filed under it. A check reads every slot of its terms by _id: a bounded
+    number of lookups whatever the number of customers.
     """
     posting = {"c": customer_id, "k": core, "r": region}
     for term in dict.fromkeys(terms):
-        try:  # a term no name had yet: one insert
-            db.name_terms.insert_one({"_id": term, "p": [posting]})
-            continue
-        except DuplicateKeyError:
-            doc = db.name_terms.find_one({"_id": term}) or {"p": []}
-        entries = doc.get("p") or []
-        if len(entries) >= NAME_TERM_CAP or any(e["c"] == customer_id for e in entries):
-            continue
-        db.name_terms.update_one({"_id": term}, {"$push": {"p": posting}})
+        coll = terms_collection(db, term)
+        for slot in _slots(customer_id):
+            try:
+                coll.insert_one({"_id": f"{term}#{slot}", **posting})
+                break
+            except DuplicateKeyError:
+                continue
 
 
 def unindex_name(db: Database, customer_id: str, core: str, region: str,
                  terms: Iterable[str]) -> None:
     """Take a customer out of the near-match index (its name changed): the
-    arguments of its index_name. The posting is pulled by its exact value,
-    the only $pull FerretDB 1.24 supports."""
-    posting = {"c": customer_id, "k": core, "r": region}
+    arguments of its index_name (`core` and `region` as filed). A slot
+    is written once by one customer and freed only by that customer, so the
+    read before the delete cannot race with another writer of the slot."""
     for term in dict.fromkeys(terms):
-        db.name_terms.update_one({"_id": term}, {"$pull": {"p": posting}})
+        coll = terms_collection(db, term)
+        for slot in _slots(customer_id):
+            doc = coll.find_one({"_id": f"{term}#{slot}"})
+            if doc is not None and doc.get("c") == customer_id:
+                coll.delete_one({"_id": doc["_id"]})
 
 
 def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:
-    """The postings of each term: one lookup by _id per term."""
+    """Every filed posting of the terms ({c, k, r}): one lookup by _id per slot."""
     out: list[dict] = []
     for term in dict.fromkeys(terms):
-        doc = db.name_terms.find_one({"_id": term})
-        if doc:
-            out += doc.get("p") or []
+        coll = terms_collection(db, term)
+        for slot in range(NAME_TERM_SLOTS):
+            doc = coll.find_one({"_id": f"{term}#{slot}"})
+            if doc is not None:
+                out.append(doc)
     return out
 
 

