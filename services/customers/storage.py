@@ -49,8 +49,9 @@ Claim keys as strings (domain.py): ``phone:…``, ``credit:…``, ``email:…`` 
 ``name:<core>@<region>``. `claim_keys` takes them in sorted order, inserting
 one claim at a time; the first key another customer holds stops it, and it
 releases what it took before answering, so a lost race leaves nothing behind.
-Only single-document inserts and deletes decide a claim: never a read followed
-by a write.
+A claim is decided by a single-document insert under a unique _id, never by
+a read: a name-log append reads the log to decide the region rule, but its
+insert of the next sequence number fails if anyone appended since.
 """
 
 from __future__ import annotations
