@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 
 from services.common import config
 from services.common.auth import Principal
@@ -24,6 +24,7 @@ from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.rpc import Rpc
 from services.common.schemas import Page
 from services.common.validation import parse
 from services.customers import domain, referrals, stages, storage
@@ -66,7 +67,7 @@ class IntegrityRpc:
     db = Mongo()
     clock = Clock()
     dispatch = Dispatcher()
-    accounts = ServiceRpc("accounts")
+    accounts = Rpc("accounts")
     integrity_indexes = IntegrityIndexes()
 
     # ------------------------------------------------------------ helpers

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import eventlet
 from eventlet import tpool
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import config
@@ -39,6 +39,7 @@ from services.common.clock import Clock, iso
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.events import handles
 from services.common.mongo import Mongo
+from services.common.rpc import Rpc
 from services.common.validation import parse
 from services.forecast import domain, readmodel, schemas, storage
 
@@ -113,8 +114,8 @@ class ForecastService:
 
     db = Mongo(_setup)
     clock = Clock()
-    customers = ServiceRpc("customers")
-    accounts = ServiceRpc("accounts")
+    customers = Rpc("customers")
+    accounts = Rpc("accounts")
 
     @rpc
     def health(self):

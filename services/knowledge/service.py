@@ -14,7 +14,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 from nameko.timer import Timer
 
 from services.common import config
@@ -24,6 +24,7 @@ from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.events import Dispatcher, event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.rpc import Rpc
 from services.common.validation import parse
 from services.knowledge import domain, schemas, search, storage
 from services.knowledge.domain import PUBLISHED
@@ -64,7 +65,7 @@ class KnowledgeService:
     clock = Clock()
     dispatch = Dispatcher()
     index = SearchIndex()
-    accounts = ServiceRpc("accounts")
+    accounts = Rpc("accounts")
 
     @rpc
     def health(self):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import eventlet
 import nameko
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 from nameko.timer import Timer
 
 from services.common import clock as clock_module
@@ -26,6 +26,7 @@ from services.common.clock import Clock
 from services.common.errors import NotFound
 from services.common.events import Dispatcher, event, handles
 from services.common.mongo import Mongo
+from services.common.rpc import Rpc
 from services.notify import domain, schemas, storage
 from services.notify.sms import (
     DEFAULT_BASE_DELAY,
@@ -95,8 +96,8 @@ class NotifyService:
     db = Mongo(storage.ensure_indexes)
     clock = Clock()
     dispatch = Dispatcher()
-    accounts = ServiceRpc("accounts")
-    scheduler = ServiceRpc("scheduler")
+    accounts = Rpc("accounts")
+    scheduler = Rpc("scheduler")
     sms = SmsProvider()
 
     @rpc

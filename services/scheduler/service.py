@@ -23,7 +23,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import eventlet
-from nameko.rpc import ServiceRpc, rpc
+from nameko.rpc import rpc
 from nameko.timer import Timer
 
 from services.common import config
@@ -33,6 +33,7 @@ from services.common.errors import Conflict, Invalid, NotFound
 from services.common.events import Dispatcher, event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.rpc import Rpc
 from services.common.validation import parse
 from services.scheduler import domain, rules, schemas, storage
 
@@ -92,8 +93,8 @@ class SchedulerService:
     db = Mongo(storage.ensure_indexes)
     clock = Clock()
     dispatch = Dispatcher()
-    accounts = ServiceRpc("accounts")
-    customers = ServiceRpc("customers")
+    accounts = Rpc("accounts")
+    customers = Rpc("customers")
 
     # Housekeeping (purging the queue) is not business time: the wall clock
     # paces it.
