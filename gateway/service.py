@@ -13,6 +13,7 @@ from gateway.routes.integrity import IntegrityRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
 from gateway.routes.schedule import ScheduleRoutes
 from gateway.rpc import TimedRpc
+from services.common.auth import TokenSecret
 
 # Every service /api/health asks; kept in step with the Procfile and
 # docker-compose.yml by tests/unit/test_layout.py.
@@ -23,6 +24,7 @@ HEALTH_TIMEOUT_SECONDS = 3
 class GatewayService(AccountsRoutes, CustomersRoutes, IntegrityRoutes, ScheduleRoutes,
                      KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
+    token_secret = TokenSecret()  # checked at start; routes verify with config's
 
     accounts = TimedRpc("accounts")
     customers = TimedRpc("customers")

@@ -14,6 +14,7 @@ from services.common import config
 from services.common.auth import (
     DUMMY_HASH,
     Principal,
+    TokenSecret,
     hash_password,
     issue_token,
     needs_rehash,
@@ -75,12 +76,18 @@ def _verify(password_hash: str, password: str) -> bool:
     return tpool.execute(verify_password, password_hash, password)
 
 
+def _too_many(wait: float) -> TooManyRequests:
+    return TooManyRequests("too_many_attempts", "too many wrong passwords; try again later",
+                           {"retry_after_seconds": int(wait) + 1})
+
+
 class AccountsService:
     name = "accounts"
 
     db = Mongo(_setup)
     clock = Clock()
     dispatch = Dispatcher()
+    token_secret = TokenSecret()
 
     @rpc
     def health(self):
@@ -102,21 +109,23 @@ class AccountsService:
             raise Unauthenticated("invalid_credentials", "wrong username or password")
         wait = domain.locked_for(user.get("locked_until"), now)
         if wait > 0:
-            raise TooManyRequests(
-                "too_many_attempts",
-                "too many wrong passwords; try again later",
-                {"retry_after_seconds": int(wait) + 1},
-            )
+            raise _too_many(wait)
+        # The attempt counts as a failure before the (slow) password check, and
+        # one beyond the free ones must take the lock it would earn first: so
+        # guesses sent in parallel get no more tries than guesses in a row.
+        attempt = storage.record_failure(self.db, user["_id"])
+        free = int(config.get("LOGIN_FREE_FAILURES", 5))
+        lock = domain.next_lock(attempt, free, now)
+        if lock is not None and not storage.take_lock(self.db, user["_id"], now, lock):
+            running = storage.find_user(self.db, user["_id"]) or {}
+            raise _too_many(domain.locked_for(running.get("locked_until"), now))
         if not _verify(user["password_hash"], data.password):
-            failures = storage.record_failure(self.db, user["_id"])
-            free = int(config.get("LOGIN_FREE_FAILURES", 5))
-            storage.set_lock(self.db, user["_id"], domain.next_lock(failures, free, now))
             raise Unauthenticated("invalid_credentials", "wrong username or password")
         new_hash = _hash(data.password) if needs_rehash(user["password_hash"]) else None
         storage.record_success(self.db, user["_id"], new_hash)
         public = storage.public_user(user)
         ttl = timedelta(minutes=float(config.get("TOKEN_TTL_MINUTES", 720)))
-        token = issue_token(public, config.require("JWT_SECRET"), now, ttl)
+        token = issue_token(public, self.token_secret, now, ttl)
         return {"token": token, "user": public}
 
     @rpc

@@ -93,8 +93,13 @@ def record_failure(db: Database, user_id: str) -> int:
     return doc["failed_logins"] if doc else 0
 
 
-def set_lock(db: Database, user_id: str, until: datetime | None) -> None:
-    db.users.update_one({"_id": user_id}, {"$set": {"locked_until": until}})
+def take_lock(db: Database, user_id: str, now: datetime, until: datetime) -> bool:
+    """Lock the user until `until` unless a lock is running: True for the one
+    attempt that set it (and so may try its password), False for the others."""
+    return db.users.find_one_and_update(
+        {"_id": user_id, "$or": [{"locked_until": None}, {"locked_until": {"$lte": now}}]},
+        {"$set": {"locked_until": until}},
+    ) is not None
 
 
 def record_success(db: Database, user_id: str, new_hash: str | None = None) -> None:

@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nameko.extensions import DependencyProvider
+
+from services.common import config
 
 ALGORITHM = "HS256"
 ISSUER = "salescrm"
@@ -82,6 +85,18 @@ def check_secret(secret: str) -> str:
     if len(secret.encode()) < MIN_SECRET_BYTES:
         raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
     return secret
+
+
+class TokenSecret(DependencyProvider):
+    """The token secret, checked when the service starts: a service that signs
+    or verifies tokens refuses to start without a good one, rather than answer
+    every login or request with a 500 later."""
+
+    def setup(self):
+        self.secret = check_secret(config.require("JWT_SECRET"))
+
+    def get_dependency(self, worker_ctx) -> str:
+        return self.secret
 
 
 def issue_token(user: dict, secret: str, now: datetime, ttl: timedelta) -> str:

@@ -1,5 +1,6 @@
 """accounts over real RabbitMQ and FerretDB."""
 
+import eventlet
 import pytest
 from nameko.events import event_handler
 from nameko.standalone.rpc import ServiceRpcClient
@@ -7,6 +8,7 @@ from nameko.testing.services import entrypoint_waiter
 from pymongo.errors import InvalidOperation
 
 from services.accounts.service import AccountsService
+from services.common import clock
 from services.common.auth import verify_token
 from services.common.clock import now
 from services.common.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthenticated
@@ -71,6 +73,44 @@ def test_wrong_passwords_slow_down_the_account(accounts, service_config):
     with pytest.raises(TooManyRequests) as err:
         accounts.login({"username": "admin", "password": service_config["ADMIN_PASSWORD"]})
     assert err.value.details["retry_after_seconds"] >= 1
+
+
+def test_wrong_passwords_in_parallel_get_no_more_tries_than_in_a_row(accounts, service_config,
+                                                                     monkeypatch):
+    # time stands still: the first lock cannot run out while the guesses land
+    monkeypatch.setattr(clock, "_clock", clock.FrozenClock(now()))
+    free = 5
+    attempts = 20
+    pool = eventlet.GreenPool(attempts)
+
+    def guess(i):
+        with ServiceRpcClient("accounts") as client:
+            try:
+                client.login({"username": "admin", "password": f"guess-{i}"})
+            except Unauthenticated:
+                return "checked"
+            except TooManyRequests:
+                return "refused"
+        return "logged in"
+
+    outcomes = list(pool.imap(guess, range(attempts)))
+    # the free ones, and one more that took the first lock; every other
+    # guess was refused before its password was looked at
+    assert outcomes.count("checked") == free + 1, outcomes
+    assert outcomes.count("refused") == attempts - free - 1
+    with pytest.raises(TooManyRequests):
+        accounts.login({"username": "admin", "password": service_config["ADMIN_PASSWORD"]})
+
+
+def test_no_service_holding_the_token_secret_starts_without_a_good_one(container_factory,
+                                                                       service_config):
+    from gateway.service import GatewayService
+
+    for service in (AccountsService, GatewayService):
+        for secret in ("", "short-secret"):
+            container = container_factory(service, {**service_config, "JWT_SECRET": secret})
+            with pytest.raises((RuntimeError, ValueError), match="JWT_SECRET|secret"):
+                container.start()
 
 
 def test_unknown_user_is_the_same_error(accounts):
