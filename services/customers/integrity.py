@@ -125,9 +125,10 @@ class IntegrityRpc:
             birthday=after.get("birthday"), birthday_label=after.get("birthday_label"),
             birthday_kind=after.get("birthday_kind"), changed_by=actor.id))
 
-    def _owner_fields(self, user: dict) -> dict:
+    def _owner_fields(self, user: dict, now) -> dict:
+        # owner_since: an alarm raised before it is no licence for the new owner
         return {"owner_id": user["id"], "owner_name": user.get("name"),
-                "team_id": user.get("team_id"), "status": lc.ACTIVE}
+                "team_id": user.get("team_id"), "status": lc.ACTIVE, "owner_since": now}
 
     # ------------------------------------------- amendments and PATCH
 
@@ -198,13 +199,15 @@ class IntegrityRpc:
                     meta = {"owner_id": customer.get("owner_id"),
                             "owner_name": customer.get("owner_name"),
                             "company_name": after_record["company_name"]}
+                    # counted before the claim: a claim that fails part-way
+                    # may hold the key whose write failed
+                    claimed |= set(new_keys) - set(old_keys)
                     conflicts = storage.claim_keys(self.db, customer_id, new_keys,
                                                    self.clock.now(), meta)
                     if conflicts:
                         self._refuse_duplicate(customer_id, {
                             **storage.holders(self.db, new_keys), **conflicts})
                         raise Conflict("duplicate_customer", "a key is held by another customer")
-                    claimed |= set(new_keys) - set(old_keys)
                     fields["claim_keys"] = new_keys
                     if "company_name" in diff:
                         fields.update(lc.name_fields(after_record["company_name"]))
@@ -221,8 +224,8 @@ class IntegrityRpc:
         finally:
             if claimed:  # gave up after taking new keys: give back what the record lacks
                 current = self._customer(customer_id) or {}
-                storage.release_keys(self.db, customer_id,
-                                     claimed - set(current.get("claim_keys") or []))
+                storage.release_quietly(self.db, customer_id,
+                                        claimed - set(current.get("claim_keys") or []))
             for name in taken:
                 store.release_lock(self.db, name, holder)
 
@@ -459,7 +462,7 @@ class IntegrityRpc:
         if data.decision == "reassign":
             def compute(customer):
                 _still_owned_by(customer, alarm["owner_id"])
-                return self._owner_fields(new_owner)
+                return self._owner_fields(new_owner, now)
 
             try:
                 before, after = self._update(customer_id, compute)
@@ -501,15 +504,18 @@ class IntegrityRpc:
         customer = self._customer(customer_id)
         usable = None
         if customer is not None:
-            usable = store.usable_abandon_alarm(self.db, lc.abandon_alarm_filter(customer, actor))
+            usable = lc.abandon_alarm(customer, actor, store.latest_alarm(self.db, customer_id))
         lc.check_may_abandon(actor, customer, usable)
         now = self.clock.now()
-        alarm = store.use_alarm(self.db, lc.abandon_alarm_filter(customer, actor), now)
+        alarm = store.use_alarm(self.db, lc.spend_alarm_filter(usable), now)
         if alarm is None:  # spent by a concurrent abandon
             raise Conflict("alarm_required", "the alarm's abandon decision was already used")
 
         def compute(current):
-            lc.check_may_abandon(actor, current, alarm)
+            # again on the fresh record: a new alarm raised or an owner change
+            # since the first read takes the licence away
+            lc.check_may_abandon(actor, current, lc.abandon_alarm(
+                current, actor, store.latest_alarm(self.db, customer_id), spending=alarm["_id"]))
             return {"status": lc.POOL, "owner_id": None, "owner_name": None, "team_id": None,
                     "previous_owner_id": current["owner_id"],
                     "previous_team_id": current.get("team_id"), "pooled_at": now}
@@ -537,7 +543,7 @@ class IntegrityRpc:
         lc.check_may_claim(actor, self._customer(customer_id))
         now = self.clock.now()
         after = store.claim_from_pool(self.db, customer_id, {
-            **self._owner_fields(actor.as_dict()), "claimed_at": now})
+            **self._owner_fields(actor.as_dict(), now), "claimed_at": now})
         if after is None:
             raise Conflict("not_in_pool", "someone claimed the customer first")
         self._audit(customer_id, actor, "claimed", {"status": lc.POOL, "owner_id": None},
@@ -580,9 +586,10 @@ class IntegrityRpc:
         dispute = lc.check_may_resolve_dispute(actor, store.find_dispute(self.db, dispute_id))
         customer_id = dispute["customer_id"]
         customer = self._customer(customer_id)
-        if customer is None or customer.get("owner_id") != dispute["owner_id"]:
+        if lc.is_dispute_stale(dispute, customer):
+            self._void_dispute(actor, dispute, customer)
             raise Conflict("dispute_stale", "the customer changed hands since the dispute was "
-                                            "filed; it no longer applies")
+                                            "filed; it no longer applies and is closed")
         owner_level = (data.owner_level if data.owner_level is not None
                        else lc.best_decision_level(customer.get("contacts")))
         claimant_level = (data.claimant_level if data.claimant_level is not None
@@ -601,7 +608,7 @@ class IntegrityRpc:
                         "team_id": dispute.get("claimant_team_id")}
             def compute(current):
                 _still_owned_by(current, dispute["owner_id"])
-                return self._owner_fields(claimant)
+                return self._owner_fields(claimant, now)
 
             try:
                 before, after = self._update(customer_id, compute)
@@ -620,6 +627,20 @@ class IntegrityRpc:
                          "reason": "dispute"}, now)
             self._owner_changed(before, after, "dispute", actor)
         return _dispute_out(resolved)
+
+    def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None) -> None:
+        """Close a dispute overtaken by an owner change: left open, it would
+        keep its claimant from filing again and answer every resolve with 409."""
+        now = self.clock.now()
+        voided = store.void_dispute(self.db, dispute["_id"], {
+            "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
+            "resolution_note": "the customer changed hands before the dispute was settled"})
+        if voided is None or customer is None:
+            return  # settled by someone else meanwhile, or nothing to audit on
+        self._audit(customer["_id"], actor, "dispute_voided",
+                    {"dispute_id": dispute["_id"], "owner_id": dispute["owner_id"]},
+                    {"dispute_id": dispute["_id"], "owner_id": customer.get("owner_id"),
+                     "status": customer.get("status")}, now)
 
     @rpc
     def list_disputes(self, actor, query=None):

@@ -179,7 +179,8 @@ class Dispute(BaseModel):
     team_id: str | None
     contact: Contact
     note: str | None
-    status: Literal["open", "resolved"]
+    # void: the customer changed hands before it was settled
+    status: Literal["open", "resolved", "void"]
     filed_at: str
     winner_id: str | None = None
     resolved_by: UserRef | None = None

@@ -189,13 +189,16 @@ def reopen_alarm(db: Database, alarm: dict) -> None:
                   "resolved_at": None}})
 
 
-def usable_abandon_alarm(db: Database, query: dict) -> dict | None:
-    return db.alarms.find_one(query, sort=[("_id", DESCENDING)])
+def latest_alarm(db: Database, customer_id: str) -> dict | None:
+    """The customer's most recent alarm, whatever its state. A customer has
+    one open alarm at a time, so its alarms were raised one after another."""
+    return db.alarms.find_one({"customer_id": customer_id},
+                              sort=[("raised_at", DESCENDING), ("_id", DESCENDING)])
 
 
 def use_alarm(db: Database, query: dict, now: datetime) -> dict | None:
-    """Spend one `abandon` resolution: a second abandon (after a claim back)
-    needs a new alarm."""
+    """Spend one `abandon` resolution (`query`: lifecycle.spend_alarm_filter):
+    a second abandon (after a claim back) needs a new alarm."""
     return db.alarms.find_one_and_update(query, {"$set": {"used_at": now}},
                                          sort=[("_id", DESCENDING)],
                                          return_document=ReturnDocument.AFTER)
@@ -241,6 +244,15 @@ def resolve_dispute(db: Database, dispute_id: str, fields: dict) -> dict | None:
     return db.disputes.find_one_and_update(
         {"_id": dispute_id, "status": "open"},
         {"$set": {**fields, "status": "resolved", "open_key": dispute_id}},
+        return_document=ReturnDocument.AFTER)
+
+
+def void_dispute(db: Database, dispute_id: str, fields: dict) -> dict | None:
+    """open -> void (the customer changed hands first): frees `open_key`, so
+    the claimant may file again; None if someone settled it meanwhile."""
+    return db.disputes.find_one_and_update(
+        {"_id": dispute_id, "status": "open"},
+        {"$set": {**fields, "status": "void", "open_key": dispute_id}},
         return_document=ReturnDocument.AFTER)
 
 

@@ -6,8 +6,9 @@ pure functions: no database, no broker, no clock.
   reason. Nobody deletes.
 - A rep cannot drop a customer on his own: he raises a difficulty alarm
   (困难报警); his manager resolves it with `continue`, `reassign` or
-  `abandon`; only an alarm resolved with `abandon` (for him, not yet used)
-  lets him abandon the customer to the public pool (公海).
+  `abandon`; only the customer's latest alarm, resolved with `abandon`,
+  raised by him while he owns it and not yet used, lets him abandon the
+  customer to the public pool (公海).
 - Any rep may claim a pool customer; the storage makes the claim atomic.
 - A dispute (争单) goes to the rep whose contact has more decision power.
 
@@ -52,6 +53,7 @@ AMENDMENT_REJECTED = "rejected"
 
 DISPUTE_OPEN = "open"
 DISPUTE_RESOLVED = "resolved"
+DISPUTE_VOID = "void"  # the customer changed hands before anyone settled it
 
 
 # ---------------------------------------------------------------- visibility
@@ -287,11 +289,43 @@ def check_may_abandon(actor: Principal, customer: Mapping | None,
     return customer
 
 
-def abandon_alarm_filter(customer: Mapping, actor: Principal) -> dict:
-    """Which alarm entitles `actor` to abandon `customer` (the storage claims
-    it atomically so that one resolution is used once)."""
-    return {"customer_id": customer["_id"], "owner_id": actor.id, "status": ALARM_RESOLVED,
-            "decision": "abandon", "used_at": None}
+def owner_since(customer: Mapping):
+    """When the current owner got the customer (records from before
+    `owner_since` was kept: the last claim from the pool, else creation)."""
+    return customer.get("owner_since") or customer.get("claimed_at") or customer.get("created_at")
+
+
+def raised_in_current_ownership(customer: Mapping, alarm: Mapping) -> bool:
+    since, raised = owner_since(customer), alarm.get("raised_at")
+    return since is None or (raised is not None and raised >= since)
+
+
+def abandon_alarm(customer: Mapping, actor: Principal, latest: Mapping | None,
+                  spending: str | None = None) -> Mapping | None:
+    """The alarm that entitles `actor` to abandon `customer`, or None.
+
+    `latest` is the customer's most recent alarm: a manager's later word
+    (`continue`, `reassign`, or an alarm still open) replaces an earlier
+    `abandon`, so an older resolution never counts. It must be resolved
+    `abandon`, raised by `actor` while he owns the customer now (a customer
+    that left him and came back does not carry an old licence with it),
+    and unused, unless it is `spending`: the alarm this very abandonment
+    has just spent (the re-check on a fresh record)."""
+    if latest is None or not is_owner(actor, customer):
+        return None
+    if latest.get("status") != ALARM_RESOLVED or latest.get("decision") != "abandon":
+        return None
+    if latest.get("used_at") is not None and latest.get("_id") != spending:
+        return None
+    if latest.get("owner_id") != actor.id or not raised_in_current_ownership(customer, latest):
+        return None
+    return latest
+
+
+def spend_alarm_filter(alarm: Mapping) -> dict:
+    """The conditional write that spends an abandon resolution once."""
+    return {"_id": alarm["_id"], "status": ALARM_RESOLVED, "decision": "abandon",
+            "used_at": None}
 
 
 # -------------------------------------------------------------------- pool
@@ -333,8 +367,15 @@ def check_may_resolve_dispute(actor: Principal, dispute: Mapping | None) -> Mapp
             raise Forbidden("forbidden", "a dispute between two teams (or another team's) "
                                          "is resolved by an admin")
     if dispute["status"] != DISPUTE_OPEN:
-        raise Conflict("dispute_not_open", "the dispute is already resolved")
+        raise Conflict("dispute_not_open", f"the dispute is already {dispute['status']}",
+                       {"status": dispute["status"]})
     return dispute
+
+
+def is_dispute_stale(dispute: Mapping, customer: Mapping | None) -> bool:
+    """The customer is no longer the owner's the dispute was filed against:
+    settling it would take the customer from someone it was never about."""
+    return customer is None or customer.get("owner_id") != dispute["owner_id"]
 
 
 def best_decision_level(contacts: Iterable[Mapping] | None) -> int:

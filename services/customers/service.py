@@ -87,22 +87,29 @@ class CustomersService(IntegrityRpc):
         now = self.clock.now()
         meta = {"owner_id": actor.id, "owner_name": actor.name,
                 "company_name": fields["company_name"].strip()}
-        conflicts = storage.claim_keys(self.db, customer_id, claim, now, meta)
+        try:
+            conflicts = storage.claim_keys(self.db, customer_id, claim, now, meta)
+            if not conflicts:
+                doc = domain.new_customer(customer_id, fields, keys, contacts, claim, actor, now)
+                # The chain's first entry goes before the document: once the
+                # customer is stored anyone may append to its chain, and the
+                # create entry must stay entry 1. If the insert fails, the
+                # entry names an id nothing else will ever use.
+                storage.start_audit(self.db, customer_id, actor.as_dict(), "create", None,
+                                    domain.audit_snapshot(doc), now)
+                storage.insert_customer(self.db, doc)
+        except BaseException:
+            # Every key is new to this id, so any of them it holds (the one
+            # whose write failed included) belongs to a customer never stored.
+            storage.release_quietly(self.db, customer_id, claim)
+            raise
         if conflicts:
             matches = self._matches({**storage.holders(self.db, claim), **conflicts},
                                     exclude=customer_id)
             raise Conflict("duplicate_customer", domain.duplicate_message(matches),
                            {"matches": matches})
-        doc = domain.new_customer(customer_id, fields, keys, contacts, claim, actor, now)
-        try:
-            storage.insert_customer(self.db, doc)
-        except BaseException:
-            storage.release_keys(self.db, customer_id, claim)
-            raise
         storage.index_name(self.db, customer_id, doc["name_core"], doc["name_region"],
                            domain.search_grams(doc["name_core"]))
-        storage.start_audit(self.db, customer_id, actor.as_dict(), "create", None,
-                            domain.audit_snapshot(doc), now)
         self.dispatch("CustomerCreated", event(**domain.created_event(doc)))
         return domain.public_customer(doc)
 

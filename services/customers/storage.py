@@ -13,6 +13,7 @@ Collections and document shapes
      referred_by: customer id|None, expected_value_fen: int, stage: int (percent),
      status: "active"|"pool", owner_id: str|None (None in the pool), owner_name: str|None,
      team_id: str|None, created_by: {id, name}, created_at, updated_at: datetime (UTC),
+     owner_since: datetime (the last owner change; absent: since creation),
      version: int (1 at creation; +1 with every change, carried by every event),
      name_core: str, name_region: "广东/深圳"|"" (normalize.NameKey of company_name),
      name_grams: [str] (domain.name_terms(name_core): ?q= search of the list),
@@ -46,16 +47,20 @@ that are no duplicate-guard key (a switchboard many companies share).
 ``audit``: the hash chain of audit.py, one chain per customer.
 
 Claim keys as strings (domain.py): ``phone:…``, ``credit:…``, ``email:…`` and
-``name:<core>@<region>``. `claim_keys` takes them in sorted order, inserting
-one claim at a time; the first key another customer holds stops it, and it
-releases what it took before answering, so a lost race leaves nothing behind.
-A claim is decided by a single-document insert under a unique _id, never by
-a read: a name-log append reads the log to decide the region rule, but its
-insert of the next sequence number fails if anyone appended since.
+``name:<core>@<region>``. `claim_keys` takes them in one global order (see
+`claim_order`: the plain keys sorted, then the name), inserting one claim at
+a time; the first key another customer holds stops it, and it releases what
+it took before answering (or before re-raising any error), so a lost race or
+a failed write leaves nothing behind. A claim is decided by a
+single-document insert under a unique _id, never by a read: a name-log
+append reads the log to decide the region rule, but its insert of the next
+sequence number fails if anyone appended since.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -65,6 +70,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from services.common.errors import Conflict
 from services.customers import audit
 from services.customers import normalize as norm
 from services.customers.domain import is_name_key, split_name_key
@@ -74,6 +80,8 @@ NAME_CLAIM_ATTEMPTS = 50
 MAX_STREAM_ENTRIES = 10000
 NAME_TERM_SLOTS = 8
 NAME_TERM_SHARDS = 8
+
+log = logging.getLogger(__name__)
 
 
 def ensure_indexes(db: Database) -> None:
@@ -114,8 +122,10 @@ def append_audit(db: Database, customer_id: str, actor: dict | None, action: str
 
 def start_audit(db: Database, customer_id: str, actor: dict | None, action: str,
                 before, after, at: datetime) -> dict:
-    """The first entry of a new customer's chain: nothing to read before it
-    (the unique index still refuses a second first entry)."""
+    """The first entry of a new customer's chain, written before the
+    customer document exists: nothing to read before it, and nobody can
+    append to the chain ahead of it (the unique index still refuses a second
+    first entry)."""
     entry = audit.build_entry(None, customer_id, actor, action, before, after, at)
     db.audit.insert_one(entry)
     return entry
@@ -136,14 +146,20 @@ def claim_record(customer_id: str, meta: Mapping, now: datetime) -> dict:
 
 def read_stream(db: Database, stream: str) -> list[dict]:
     """Every entry of a name stream, in order. Read by _id (1, 2, ... until
-    one is missing): a log is appended only right after its last entry."""
+    one is missing): a log is appended only right after its last entry.
+
+    A log longer than MAX_STREAM_ENTRIES is refused with a 409 rather than
+    cut short: a decision on part of the log could miss a claim."""
     entries = []
-    for seq in range(1, MAX_STREAM_ENTRIES + 1):
+    for seq in itertools.count(1):
         doc = db.name_claims.find_one({"_id": f"{stream}#{seq}"})
         if doc is None:
-            break
+            return entries
+        if seq > MAX_STREAM_ENTRIES:
+            raise Conflict("name_log_full",
+                           "this company name has too many claim records to be decided; "
+                           "an admin has to look at it")
         entries.append(doc)
-    return entries
 
 
 def _active_claims(entries: list[dict]) -> list[dict]:
@@ -182,7 +198,7 @@ def _claim_name(db: Database, customer_id: str, key: str, meta: Mapping,
             return True, []
         except DuplicateKeyError:
             continue  # someone appended first: decide again on the longer log
-    raise RuntimeError(f"could not claim {key}: the log kept changing")
+    raise Conflict("busy", "the company name is being claimed by others right now; try again")
 
 
 def _claim_plain(db: Database, customer_id: str, key: str, meta: Mapping,
@@ -199,7 +215,8 @@ def _claim_plain(db: Database, customer_id: str, key: str, meta: Mapping,
         if holder["customer_id"] == customer_id:
             return False, []
         return False, [holder]
-    raise RuntimeError(f"could not claim {key}")
+    raise Conflict("busy", "a key of this customer is being claimed by others right now; "
+                           "try again")
 
 
 def claim_keys(db: Database, customer_id: str, keys: Iterable[str], now: datetime,
@@ -214,19 +231,58 @@ def claim_keys(db: Database, customer_id: str, keys: Iterable[str], now: datetim
 
     Returns {} when every key is held, else {key: [conflicting claim records]}
     for the first key another customer holds, after releasing every key this
-    call took.
+    call took. Any error (a lost connection, a log that kept changing) also
+    releases what was taken before it is raised: a key left behind would be
+    held by a customer that is never stored, and refuse the company for good.
+    The key whose write failed is not released here (this customer may have
+    held it before the call); a caller for whom every key is new (create)
+    releases all of them.
     """
     meta = meta or {}
     taken: list[str] = []
-    for key in sorted(set(keys)):
-        claim = _claim_name if is_name_key(key) else _claim_plain
-        new, conflicts = claim(db, customer_id, key, meta, now)
-        if conflicts:
-            release_keys(db, customer_id, taken)
-            return {key: conflicts}
-        if new:
-            taken.append(key)
+    try:
+        for key in sorted(set(keys), key=claim_order):
+            claim = _claim_name if is_name_key(key) else _claim_plain
+            new, conflicts = claim(db, customer_id, key, meta, now)
+            if conflicts:
+                release_keys(db, customer_id, taken)
+                return {key: conflicts}
+            if new:
+                taken.append(key)
+    except BaseException:
+        release_quietly(db, customer_id, taken)
+        raise
     return {}
+
+
+def claim_order(key: str) -> tuple[bool, str]:
+    """The one order every claimant takes its keys in: the plain keys
+    (sorted), then the name.
+
+    One total order is what makes racing entries safe: two entries that
+    share keys meet first on the earliest shared one, where a unique insert
+    (or a log append) lets exactly one through, so they cannot each hold a
+    key the other needs and both lose. A customer has one name key, and all
+    names of a core meet in one log, which sorts after every plain key.
+
+    The name comes last because a plain claim is one insert and a lost one
+    writes nothing, while a name claim appends to the name's log and its
+    release appends again: most refused entries lose on a phone or an
+    e-mail, and taking the name first wrote a claim and a release into the
+    log for each of them, until the log grew past MAX_STREAM_ENTRIES and
+    the name could no longer be decided.
+    """
+    return is_name_key(key), key
+
+
+def release_quietly(db: Database, customer_id: str, keys: Iterable[str]) -> None:
+    """release_keys on an error path: a failure here is logged, not raised,
+    so the caller re-raises the error that brought it here."""
+    keys = list(keys)
+    try:
+        release_keys(db, customer_id, keys)
+    except Exception:
+        log.exception("could not release the claims of %s: %s", customer_id, sorted(keys))
 
 
 def _release_name(db: Database, customer_id: str, key: str) -> None:
@@ -249,7 +305,7 @@ def _release_name(db: Database, customer_id: str, key: str) -> None:
 def release_keys(db: Database, customer_id: str, keys: Iterable[str]) -> None:
     """Give up keys this customer holds (a key someone else holds is left
     alone, so releasing is safe to repeat)."""
-    for key in sorted(set(keys), reverse=True):
+    for key in sorted(set(keys), key=claim_order, reverse=True):
         if is_name_key(key):
             _release_name(db, customer_id, key)
         else:

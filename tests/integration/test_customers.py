@@ -3,7 +3,10 @@
 
 import eventlet
 import pytest
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcClient
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect
 
 from services.common import events
 from services.common.clock import now
@@ -107,22 +110,126 @@ def test_a_second_entry_is_refused_on_each_key_and_names_the_owner(customers, db
     assert customers.check(ZHAO, {"company_name": "深圳某某科技有限公司"})["available"]
 
 
+BYTEDANCE_CODE = credit_code("91110108MA01Y2T5X")
+
+
 def test_a_lost_claim_releases_the_keys_taken_before_it(customers, db):
-    # Another customer holds the phone; the new entry's name key sorts before
-    # its phone key, so the name is claimed first and must be given back.
+    # Another customer holds the phone; the credit code sorts before it, so it
+    # is claimed first and must be given back. The name comes after every
+    # plain key: a loss on the phone never writes to the name's log.
     storage.claim_keys(db, "c-holder", ["phone:+8613800138000"], now(),
                        {"owner_id": "u-li", "owner_name": "李娜", "company_name": "先到公司"})
     with pytest.raises(Conflict) as err:
         customers.create(ZHAO, {"company_name": "北京字节跳动科技有限公司",
-                                "phones": ["138 0013 8000"]})
+                                "phones": ["138 0013 8000"], "credit_code": BYTEDANCE_CODE})
     # the holder's customer is not stored: the match names the claimant
     assert err.value.details["matches"][0]["owner"] == {"id": "u-li", "name": "李娜"}
-    log = storage.read_stream(db, "name:字节跳动科技")
-    assert [e["op"] for e in log] == ["claim", "release"]
+    assert db.claims.find_one({"_id": f"credit:{BYTEDANCE_CODE}"}) is None
+    assert storage.read_stream(db, "name:字节跳动科技") == []
     assert db.customers.count_documents({}) == 0
     ok = customers.create(ZHAO, {"company_name": "北京字节跳动科技有限公司",
-                                 "phones": ["010-8888 6666"]})
+                                 "phones": ["010-8888 6666"], "credit_code": BYTEDANCE_CODE})
     assert ok["owner"]["id"] == "u-zhao"
+
+
+def test_entries_refused_on_a_phone_leave_the_name_log_untouched(customers, db):
+    # Reps keep entering 海底捞 with the switchboard of a customer someone
+    # holds: each 409 used to write a claim and a release into the name's
+    # log, until the log was too long to decide and the name unclaimable.
+    customers.create(LI, {"company_name": "四川海底捞餐饮股份有限公司",
+                          "phones": ["028-8888 1234"]})
+    for i in range(6):
+        with pytest.raises(Conflict):
+            customers.create(ZHAO, {"company_name": f"成都蜀大侠{i}号火锅店",
+                                    "phones": ["(028) 8888-1234"]})
+    for i in range(6):
+        [stream] = norm.claim_keys_for_name(f"成都蜀大侠{i}号火锅店")
+        assert storage.read_stream(db, stream) == []
+    assert db.name_claims.count_documents({}) == 1  # 海底捞's own claim
+
+
+def test_a_name_log_too_long_to_decide_is_a_conflict_not_a_crash(customers, db, monkeypatch):
+    monkeypatch.setattr(storage, "MAX_STREAM_ENTRIES", 4)
+    stream = "name:顺丰速运"
+    for seq in range(1, 6, 2):  # three renames away from the name: 6 entries
+        db.name_claims.insert_one({**norm.name_claim_entry(stream, seq, "广东/深圳", f"c{seq}"),
+                                   "owner_id": "u-li", "owner_name": "李娜",
+                                   "company_name": "深圳顺丰速运有限公司", "claimed_at": now()})
+        db.name_claims.insert_one(norm.name_release_entry(stream, seq + 1, seq, f"c{seq}"))
+    with pytest.raises(Conflict) as err:
+        customers.create(ZHANG, {"company_name": "深圳顺丰速运有限公司",
+                                 "phones": ["0755-95338000"]})
+    assert err.value.code == "name_log_full"
+    with pytest.raises(Conflict):
+        customers.check(ZHANG, {"company_name": "顺丰速运（深圳）有限公司"})
+    # the phone it took first is free again
+    assert db.claims.count_documents({}) == 0
+
+
+def _failing_insert(monkeypatch, key, after_write):
+    """Make the insert of claim `key` fail with a lost connection, before
+    or after the server wrote it (a driver cannot tell which happened)."""
+    real = Collection.insert_one
+
+    def insert_one(self, document, *args, **kwargs):
+        if isinstance(document, dict) and document.get("_id") == key:
+            if after_write:
+                real(self, document, *args, **kwargs)
+            raise AutoReconnect("connection reset by peer")
+        return real(self, document, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "insert_one", insert_one)
+
+
+@pytest.mark.parametrize("after_write", [False, True])
+def test_a_write_failing_part_way_through_the_claims_leaves_nothing_claimed(
+        customers, db, monkeypatch, after_write):
+    phone = "phone:+862868886666"
+    fields = {"company_name": "成都天府软件园有限公司", "phones": ["028-6888 6666"],
+              "credit_code": XIAOMI_CODE}
+    with monkeypatch.context() as m:
+        _failing_insert(m, phone, after_write)
+        with pytest.raises(RemoteError) as err:
+            customers.create(ZHANG, fields)
+        assert err.value.exc_type == "AutoReconnect"
+    # the credit code taken before the failure (and the phone, had it been
+    # written) went back: nobody is told a customer that was never stored has it
+    assert db.claims.count_documents({}) == 0
+    assert db.customers.count_documents({}) == 0
+    assert customers.check(LI, fields)["available"]
+    assert customers.create(LI, fields)["owner"]["id"] == "u-li"
+
+
+def test_claim_keys_gives_back_what_it_took_when_a_write_fails(db, monkeypatch):
+    meta = {"owner_id": "u-zhang", "owner_name": "张伟", "company_name": "成都天府软件园有限公司"}
+    keys = [f"credit:{XIAOMI_CODE}", "email:hr@tianfusoft.cn", "name:天府软件园@四川/成都"]
+    with monkeypatch.context() as m:
+        _failing_insert(m, "email:hr@tianfusoft.cn", after_write=False)
+        with pytest.raises(AutoReconnect):
+            storage.claim_keys(db, "c-tianfu", keys, now(), meta)
+    assert db.claims.find_one({"_id": f"credit:{XIAOMI_CODE}"}) is None
+    assert storage.read_stream(db, "name:天府软件园") == []
+    assert storage.claim_keys(db, "c-other", keys, now(), meta) == {}
+
+
+def test_the_create_entry_stays_first_when_another_write_follows_at_once(customers, db,
+                                                                      monkeypatch):
+    # a manager's change landing the moment the document is stored (before
+    # create had written its own entry) took entry 1: create answered 500 and
+    # CustomerCreated was never sent
+    real = storage.insert_customer
+
+    def insert_then_someone_appends(database, doc):
+        out = real(database, doc)
+        storage.append_audit(database, doc["_id"], WANG, "patched", {"industry": None},
+                             {"industry": "餐饮", "reason": "补充行业"}, now())
+        return out
+
+    monkeypatch.setattr(storage, "insert_customer", insert_then_someone_appends)
+    out = customers.create(ZHANG, {"company_name": "重庆小天鹅投资控股（集团）有限公司"})
+    entries = storage.audit_entries(db, out["id"])
+    assert [(e["seq"], e["action"]) for e in entries] == [(1, "create"), (2, "patched")]
+    assert customers.audit_trail(WANG, out["id"])["intact"] is True
 
 
 def test_concurrent_entries_of_one_company_have_exactly_one_winner(customers, db):

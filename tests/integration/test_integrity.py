@@ -423,6 +423,84 @@ def test_dispute_goes_to_the_stronger_contact(rpc, people):
     assert customers.get_customer(li, c["id"])["owner"]["id"] == li["id"]
 
 
+def test_a_dispute_overtaken_by_an_owner_change_is_closed_and_may_be_filed_again(
+        rpc, people, db):
+    customers, _ = rpc
+    zhang, li, wang, zhao = people["zhang"], people["li"], people["wang"], people["zhao"]
+    c = customers.create(zhang, huaqiang())
+    d = customers.file_dispute(li, c["id"], {
+        "contact": {"name": "王建国", "title": "总经理", "decision_level": 5}})
+    # before 王经理 settles it, 张伟 gives the customer up and 赵磊 claims it
+    alarm = customers.raise_alarm(zhang, c["id"], {"reason": "客户改用别家供应商"})
+    customers.resolve_alarm(wang, alarm["id"], {"decision": "abandon", "verified": "real",
+                                                "note": "核实属实"})
+    customers.abandon_customer(zhang, c["id"])
+    customers.claim_customer(zhao, c["id"])
+    with pytest.raises(Conflict) as err:
+        customers.resolve_dispute(wang, d["id"], {"winner_id": li["id"], "note": "总经理"})
+    assert err.value.code == "dispute_stale"
+    [closed] = customers.list_disputes(li, {"customer_id": c["id"]})["items"]
+    assert closed["status"] == "void" and closed["resolved_by"]["id"] == wang["id"]
+    with pytest.raises(Conflict) as err:
+        customers.resolve_dispute(wang, d["id"], {"winner_id": li["id"], "note": "再试"})
+    assert err.value.code == "dispute_not_open"
+    # 李娜 may take it up against the new owner; it is an admin's across teams
+    again = customers.file_dispute(li, c["id"], {
+        "contact": {"name": "王建国", "title": "总经理", "decision_level": 5}})
+    assert again["owner_id"] == zhao["id"] and again["status"] == "open"
+    won = customers.resolve_dispute(people["admin"], again["id"],
+                                    {"winner_id": li["id"], "note": "总经理指定李娜"})
+    assert won["status"] == "resolved"
+    assert customers.get_customer(li, c["id"])["owner"]["id"] == li["id"]
+    actions = [e["action"] for e in db.audit.find({"customer_id": c["id"]}).sort("seq", 1)]
+    assert "dispute_voided" in actions
+    assert customers.audit_trail(people["admin"], c["id"])["intact"] is True
+
+
+def test_only_the_latest_alarm_of_the_current_owner_licenses_an_abandon(rpc, people):
+    customers, _ = rpc
+    zhang, wang = people["zhang"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    first = customers.raise_alarm(zhang, c["id"], {"reason": "采购总监离职"})
+    customers.resolve_alarm(wang, first["id"], {"decision": "abandon", "verified": "real",
+                                                "note": "可以放弃"})
+    # 张伟 kept it after all; a month later he raises a new alarm
+    second = customers.raise_alarm(zhang, c["id"], {"reason": "价格谈不拢"})
+    with pytest.raises(Conflict) as err:
+        customers.abandon_customer(zhang, c["id"])  # while it is open
+    assert err.value.code == "alarm_required"
+    customers.resolve_alarm(wang, second["id"], {"decision": "continue", "verified": "real",
+                                                 "note": "再跟一个月"})
+    with pytest.raises(Conflict) as err:
+        customers.abandon_customer(zhang, c["id"])  # the manager's last word is continue
+    assert err.value.code == "alarm_required"
+    assert customers.get_customer(zhang, c["id"])["status"] == "active"
+
+
+def test_an_abandon_decision_does_not_come_back_with_the_customer(rpc, people):
+    customers, _ = rpc
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    c = customers.create(zhang, huaqiang())  # 采购总监, level 3
+    alarm = customers.raise_alarm(zhang, c["id"], {"reason": "联系不上"})
+    customers.resolve_alarm(wang, alarm["id"], {"decision": "abandon", "verified": "real",
+                                                "note": "可以放弃"})
+    # the customer goes to 李娜 by a dispute, then back to 张伟 by another
+    d = customers.file_dispute(li, c["id"], {"contact": {"name": "王建国", "decision_level": 5}})
+    customers.resolve_dispute(wang, d["id"], {"winner_id": li["id"], "note": "总经理"})
+    back = customers.file_dispute(zhang, c["id"], {"contact": {"name": "刘董",
+                                                               "decision_level": 5}})
+    customers.resolve_dispute(wang, back["id"], {"winner_id": zhang["id"], "note": "董事长"})
+    assert customers.get_customer(zhang, c["id"])["owner"]["id"] == zhang["id"]
+    with pytest.raises(Conflict) as err:
+        customers.abandon_customer(zhang, c["id"])
+    assert err.value.code == "alarm_required"
+    # a new alarm during this ownership, resolved abandon, does license it
+    fresh = customers.raise_alarm(zhang, c["id"], {"reason": "还是联系不上"})
+    customers.resolve_alarm(wang, fresh["id"], {"decision": "abandon", "verified": "real",
+                                                "note": "放弃"})
+    assert customers.abandon_customer(zhang, c["id"])["status"] == "pool"
+
+
 # --------------------------------------------------------------- referrals
 
 

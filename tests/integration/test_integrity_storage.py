@@ -52,11 +52,19 @@ def test_one_open_alarm_per_customer_and_one_use_of_an_abandon(db):
     # resolved: a new alarm may be raised again
     store.insert_alarm(db, {"customer_id": "c3", "owner_id": "u1", "team_id": "t1",
                             "reason": "第二次", "raised_at": T0})
-    query = {"customer_id": "c3", "owner_id": "u1", "status": "resolved",
-             "decision": "abandon", "used_at": None}
+    query = {"_id": alarm["_id"], "status": "resolved", "decision": "abandon", "used_at": None}
     used = race(5, lambda i: store.use_alarm(db, query, T0))
     assert sum(u is not None for u in used) == 1
-    assert store.usable_abandon_alarm(db, query) is None
+    assert store.find_alarm(db, alarm["_id"])["used_at"] is not None
+
+
+def test_the_latest_alarm_is_the_last_raised(db):
+    for day, reason in ((1, "联系不上"), (20, "价格谈不拢"), (9, "采购换人")):
+        doc = store.insert_alarm(db, {"customer_id": "c8", "owner_id": "u1", "team_id": "t1",
+                                      "reason": reason, "raised_at": T0 + timedelta(days=day)})
+        store.resolve_alarm(db, doc["_id"], {"decision": "continue"})
+    assert store.latest_alarm(db, "c8")["reason"] == "价格谈不拢"
+    assert store.latest_alarm(db, "c9") is None
 
 
 def test_one_open_dispute_per_claimant(db):
@@ -68,7 +76,12 @@ def test_one_open_dispute_per_claimant(db):
     store.insert_dispute(db, {**base, "claimant_id": "u3"})  # another rep may
     assert store.resolve_dispute(db, d["_id"], {"winner_id": "u2"}) is not None
     assert store.resolve_dispute(db, d["_id"], {"winner_id": "u1"}) is None
-    store.insert_dispute(db, dict(base))  # settled: he may file again
+    again = store.insert_dispute(db, dict(base))  # settled: he may file again
+    # overtaken by an owner change: closed once, and the claimant may file again
+    assert store.void_dispute(db, again["_id"], {"resolved_by": "m1"})["status"] == "void"
+    assert store.void_dispute(db, again["_id"], {"resolved_by": "m2"}) is None
+    assert store.resolve_dispute(db, again["_id"], {"winner_id": "u2"}) is None
+    store.insert_dispute(db, dict(base))
 
 
 def test_amendment_is_applied_by_one_approver_and_a_stale_lease_can_be_taken_over(db):

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.common.auth import Principal
@@ -147,9 +149,50 @@ def test_abandon_needs_an_abandon_alarm():
     assert code(lc.check_may_abandon, OWNER, CUSTOMER, {"_id": "a1"}) == (200, None)
     assert code(lc.check_may_abandon, MANAGER, CUSTOMER, {"_id": "a1"}) == (403, "forbidden")
     assert code(lc.check_may_abandon, OWNER, POOLED, {"_id": "a1"}) == (403, "forbidden")
-    assert lc.abandon_alarm_filter(CUSTOMER, OWNER) == {
-        "customer_id": "c1", "owner_id": "u_zhang", "status": "resolved",
-        "decision": "abandon", "used_at": None}
+    assert lc.spend_alarm_filter({"_id": "a1", "decision": "abandon"}) == {
+        "_id": "a1", "status": "resolved", "decision": "abandon", "used_at": None}
+
+
+OWNED_SINCE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+HELD = {**CUSTOMER, "created_at": OWNED_SINCE}
+ABANDON = {"_id": "a1", "customer_id": "c1", "owner_id": "u_zhang", "status": "resolved",
+           "decision": "abandon", "used_at": None,
+           "raised_at": OWNED_SINCE + timedelta(days=40)}
+
+
+def test_an_abandon_decision_on_the_latest_alarm_entitles_its_rep():
+    assert lc.abandon_alarm(HELD, OWNER, ABANDON) is ABANDON
+    assert lc.abandon_alarm(HELD, OWNER, None) is None
+    assert lc.abandon_alarm(HELD, OTHER_REP, ABANDON) is None
+    # spent once: a second abandon needs a new alarm, except for the re-check
+    # of the abandonment that spent it
+    spent = {**ABANDON, "used_at": OWNED_SINCE + timedelta(days=41)}
+    assert lc.abandon_alarm(HELD, OWNER, spent) is None
+    assert lc.abandon_alarm(HELD, OWNER, spent, spending="a1") is spent
+    assert lc.abandon_alarm(HELD, OWNER, spent, spending="a0") is None
+
+
+def test_a_later_alarm_overrides_an_old_abandon_decision():
+    # 王经理 allowed the abandon on alarm a1 (April); 张伟 kept the customer,
+    # raised a2 in May and was told to continue: a1 licenses nothing any more
+    later = {**ABANDON, "_id": "a2", "decision": "continue",
+             "raised_at": ABANDON["raised_at"] + timedelta(days=30)}
+    assert lc.abandon_alarm(HELD, OWNER, later) is None
+    # nor while a2 is still open
+    open_alarm = {**later, "status": "open", "decision": None}
+    assert lc.abandon_alarm(HELD, OWNER, open_alarm) is None
+
+
+def test_an_abandon_decision_does_not_survive_a_change_of_owner():
+    # the customer went to 李娜 by a dispute and came back to 张伟 in June
+    back = {**HELD, "owner_since": ABANDON["raised_at"] + timedelta(days=60)}
+    assert lc.abandon_alarm(back, OWNER, ABANDON) is None
+    # an alarm raised after he got it back counts
+    fresh = {**ABANDON, "_id": "a3", "raised_at": back["owner_since"] + timedelta(days=5)}
+    assert lc.abandon_alarm(back, OWNER, fresh) is fresh
+    # records from before owner_since was kept: the last pool claim decides
+    claimed = {**HELD, "claimed_at": ABANDON["raised_at"] + timedelta(days=1)}
+    assert lc.abandon_alarm(claimed, OWNER, ABANDON) is None
 
 
 def test_claim():
@@ -179,6 +222,14 @@ def test_dispute_matrix():
     assert code(lc.check_may_resolve_dispute, ADMIN, across) == (200, None)
     assert code(lc.check_may_resolve_dispute, ADMIN, {**DISPUTE, "status": "resolved"}) == (
         409, "dispute_not_open")
+    assert code(lc.check_may_resolve_dispute, ADMIN, {**DISPUTE, "status": "void"}) == (
+        409, "dispute_not_open")
+
+
+def test_a_dispute_is_stale_once_the_customer_changed_hands():
+    assert not lc.is_dispute_stale(DISPUTE, CUSTOMER)
+    assert lc.is_dispute_stale(DISPUTE, {**CUSTOMER, "owner_id": "u_zhao"})
+    assert lc.is_dispute_stale(DISPUTE, POOLED)
 
 
 def test_decision_power_decides_the_dispute():
