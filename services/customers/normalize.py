@@ -25,13 +25,17 @@ Decisions documented here (the why lives next to each function):
 * A branch (…深圳分行, …东莞分公司, …办事处, "... Shenzhen Branch") stays in the core,
   so a branch never equals its head office; a legal form in front of the
   branch part is dropped (招商银行股份有限公司深圳分行 = 招商银行深圳分行).
-* The region is canonicalised to its prefecture-level city (广州市天河区 ->
-  广州), or to the province when only the province is written (广东 ->
-  广东). It is kept as a path (province, city) and two regions are
-  *compatible* when one path is a prefix of the other: 广东Xx = 深圳Xx (both
-  state the province; only one states the city), 深圳Xx != 广州Xx. A region
+* The region is kept as a path (province, prefecture, county): 广州市天河区
+  -> (广东, 广州, 天河), 昆山市 -> (江苏, 苏州, 昆山), 北京市朝阳区 -> (北京,
+  朝阳) (a municipality is its own prefecture), 广东 -> (广东,). Two regions
+  are *compatible* when one path is a prefix of the other: 广东Xx = 深圳Xx =
+  深圳市南山区Xx (only one states the finer level), but 深圳Xx != 广州Xx and
+  广州市天河区Xx != 广州市番禺区Xx: two districts are two regions. A region
   that cannot be pinned down (朝阳区 exists in Beijing and Changchun) is
   stripped from the core and treated as "no region".
+* Autonomous regions are known by their short names, with or without the
+  ethnic group (新疆 = 新疆维吾尔自治区, 伊犁州 = 伊犁哈萨克自治州, 广西 =
+  广西壮族自治区).
 * Only the province and prefecture-level names may be written without their
   suffix (北京小米, 深圳腾讯); county-level names need theirs (天河区, 昆山市),
   because 平安, 长安, 光明, 东方, 新华 are both counties and brand words. A
@@ -103,6 +107,25 @@ class InvalidField(ValueError):
         return f"{self.field}: {self.reason}"
 
 
+# Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt,
+# Unicode 15.1): code points that render as nothing, so "恒通\u3164贸易" looks
+# exactly like 恒通贸易. NFKC keeps them (U+3164 and U+FFA0 even become
+# U+1160), and the Hangul fillers are letters to \w, so the punctuation pass
+# would keep them inside a key; a zero-width space would split a region
+# prefix (深\u200b圳市...) from the index. Listed here because the standard
+# library does not expose the property.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
+def _visible(text: str) -> str:
+    """NFKC (full width -> half width) without the invisible code points."""
+    return _IGNORABLE.sub("", unicodedata.normalize("NFKC", text))
+
+
 # --------------------------------------------------------------------------
 # Administrative regions
 # --------------------------------------------------------------------------
@@ -125,26 +148,66 @@ _NOT_REGION_PREFIXES = ("三明治", "长春藤", "北海道", "德州扑克", "
 
 @dataclass(frozen=True, slots=True)
 class _Place:
-    path: tuple[str, ...]  # (province,) or (province, city)
+    path: tuple[str, ...]  # (province,), (province, city) or (province, city, county)
     level: int  # 0 province, 1 prefecture, 2 county
 
 
-def _strip_nations(name: str, nations: Sequence[str]) -> str:
-    changed = name.endswith("族")  # every nation name ends with 族
-    while changed:
-        changed = False
-        for nation in nations:
-            if name.endswith(nation) and len(name) - len(nation) >= 2:
-                name, changed = name[: -len(nation)], True
-    return name
+@dataclass(frozen=True, slots=True)
+class _Nations:
+    """Ethnic-group names as they end an autonomous region's name.
+
+    ``full`` are the names with 族 (恩施土家族苗族); ``autonomous`` adds the
+    multi-character names without it, the official form of most autonomous
+    names (新疆维吾尔, 伊犁哈萨克, 巴音郭楞蒙古, 克孜勒苏柯尔克孜, 察布查尔锡伯).
+    Those are stripped only from a name that says 自治 (东乡县 in Jiangxi is
+    no 东乡族 county), and never the one-character names without 族: 西藏 is
+    a place, not 西 + 藏.
+    """
+
+    full: tuple[str, ...]
+    autonomous: tuple[str, ...]
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> _Nations:
+        full = sorted({n for n in names if n}, key=len, reverse=True)
+        bare = [n[:-1] for n in full if n.endswith("族") and len(n) >= 3]
+        return cls(tuple(full), tuple(sorted({*full, *bare}, key=len, reverse=True)))
+
+    def strip(self, name: str, autonomous: bool) -> str:
+        forms = self.autonomous if autonomous else self.full
+        while name.endswith(forms):  # 双江拉祜族佤族布朗族傣族: several, the longest first
+            nation = next((n for n in forms if name.endswith(n) and len(name) - len(n) >= 2), None)
+            if nation is None:
+                break
+            name = name[: -len(nation)]
+        return name
 
 
-def _short_name(name: str, nations: Sequence[str]) -> str:
+def _short_name(name: str, nations: _Nations, autonomous: bool = True) -> str:
+    marked = "自治" in name
     for suffix in _BIG_SUFFIXES:
         if name.endswith(suffix) and len(name) - len(suffix) >= 2:
             name = name[: -len(suffix)]
             break
-    return _strip_nations(name, nations)
+    return nations.strip(name, autonomous and marked)
+
+
+def _county_stem(name: str, nations: _Nations) -> tuple[str, str] | None:
+    """'天河区' -> ('天河', '区'); '察布查尔锡伯自治县' -> ('察布查尔', '自治县')."""
+    if not name.endswith(_COUNTY_SUFFIXES):
+        return None
+    for suffix in _COUNTY_SUFFIXES:
+        if name.endswith(suffix):
+            return nations.strip(name[: -len(suffix)], suffix.startswith("自治")), suffix
+    return None
+
+
+def _county_short(name: str, nations: _Nations) -> str:
+    """The county's own level of a region path: its stem, so that 梁平县 and
+    梁平区 are one place; the whole name when the stem is one character
+    (城区, 郊区)."""
+    hit = _county_stem(name, nations)
+    return hit[0] if hit and len(hit[0]) >= 2 else name
 
 
 def _cpca_file(name: str) -> Path:
@@ -156,19 +219,38 @@ def _cpca_file(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "resources" / name
 
 
-def _load_regions() -> tuple[dict[str, tuple[_Place, ...]], dict[str, tuple[str, ...]], int]:
+_RegionTables = tuple[
+    dict[str, tuple[_Place, ...]], dict[str, tuple[str, ...]], int, dict[str, str]
+]
+
+
+def _load_regions() -> _RegionTables:
     """Index every region name a company name may start with.
 
-    Returns (names -> places, adcode -> path, longest name length).
+    Returns (names -> places, adcode -> path, longest name length, renamed
+    path parts: the short names earlier versions stored -> today's, see
+    :func:`_as_path`).
     """
     with _cpca_file("56_nations.csv").open(encoding="utf-8") as fh:
-        nations = sorted((n.strip() for n in fh if n.strip()), key=len, reverse=True)
+        nations = _Nations.of(n.strip() for n in fh)
     with _cpca_file("adcodes.csv").open(encoding="utf-8", newline="") as fh:
         rows = [(r["adcode"][:6], r["name"].strip()) for r in csv.DictReader(fh)]
     names = dict(rows)
+    renamed: dict[str, str] = {}
+    shorts: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if name not in shorts:
+            shorts[name] = _short_name(name, nations)
+            # Stored paths (name_region, claim log) were written when only names
+            # with 族 were stripped: 新疆维吾尔/乌鲁木齐 must still meet 新疆/乌鲁木齐.
+            old = _short_name(name, nations, autonomous=False)
+            if old != shorts[name]:
+                renamed[old] = shorts[name]
+        return shorts[name]
 
     def province_short(code: str) -> str:
-        return _short_name(names[code[:2] + "0000"], nations)
+        return short(names[code[:2] + "0000"])
 
     paths: dict[str, tuple[str, ...]] = {}
     places: dict[str, _Place] = {}
@@ -183,16 +265,18 @@ def _load_regions() -> tuple[dict[str, tuple[_Place, ...]], dict[str, tuple[str,
             if code[:2] in _MUNICIPALITIES:
                 place = _Place((prov,), 1)
             else:
-                place = _Place((prov, _short_name(name, nations)), 1)
+                place = _Place((prov, short(name)), 1)
         else:
             parent = names.get(code[:4] + "00")
             if code[:2] in _MUNICIPALITIES:
-                place = _Place((prov,), 2)
+                place = _Place((prov, _county_short(name, nations)), 2)
             elif parent is None or parent in _PLACEHOLDERS:
                 # 省直辖县级行政区划 (仙桃市, 济源市, 石河子市...): a city of its own.
-                place = _Place((prov, _short_name(name, nations)), 2)
+                place = _Place((prov, short(name)), 2)
             else:
-                place = _Place((prov, _short_name(parent, nations)), 2)
+                # The county stays in the path: 天河区 and 番禺区 are two
+                # regions, though both compatible with plain 广州.
+                place = _Place((prov, short(parent), _county_short(name, nations)), 2)
         place = interned.setdefault(place, place)
         places[code] = place
         paths[code] = place.path
@@ -209,24 +293,30 @@ def _load_regions() -> tuple[dict[str, tuple[_Place, ...]], dict[str, tuple[str,
         full_names.add(names[code])
     for code, place in places.items():
         name = names[code]
-        if place.level == 0 or (place.level == 1 and name.endswith("市")):
-            add(_short_name(name, nations), place)
+        if place.level < 2:
+            # Both 新疆 and 新疆维吾尔, 伊犁州 and 伊犁哈萨克州 are written.
+            forms = {short(name), _short_name(name, nations, autonomous=False)}
+            if place.level == 0 or name.endswith("市"):
+                for form in forms:
+                    add(form, place)
+            elif name.endswith("自治州"):
+                # 自治州/地区/盟 need their suffix (阿里巴巴 is not 阿里地区); 恩施州 is fine.
+                for form in forms:
+                    add(form + "州", place)
             continue
-        if place.level == 1:
-            # 自治州/地区/盟 need their suffix (阿里巴巴 is not 阿里地区); 恩施州 is fine.
-            if name.endswith("自治州"):
-                add(_short_name(name, nations) + "州", place)
+        hit = _county_stem(name, nations)
+        if hit is None:
             continue
-        for suffix in _COUNTY_SUFFIXES:
-            if name.endswith(suffix):
-                stem = _strip_nations(name[: -len(suffix)], nations)
-                if len(stem) >= 2:
-                    for alt in _COUNTY_ALT_SUFFIXES:
-                        if stem + alt not in full_names:
-                            add(stem + alt, place)
-                break
+        stems = {hit[0]}
+        if hit[1].startswith("自治"):
+            stems.add(nations.strip(name[: -len(hit[1])], False))  # 察布查尔锡伯县
+        for stem in stems:
+            if len(stem) >= 2:
+                for alt in _COUNTY_ALT_SUFFIXES:
+                    if stem + alt not in full_names:
+                        add(stem + alt, place)
     frozen = {k: tuple(sorted(v, key=lambda p: (p.level, p.path))) for k, v in index.items()}
-    return frozen, paths, max(len(k) for k in frozen)
+    return frozen, paths, max(len(k) for k in frozen), renamed
 
 
 def _load_region_en(paths: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -241,7 +331,7 @@ def _load_region_en(paths: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[tup
     return out
 
 
-_REGIONS, _ADCODE_PATHS, _REGION_MAXLEN = _load_regions()
+_REGIONS, _ADCODE_PATHS, _REGION_MAXLEN, _RENAMED_PARTS = _load_regions()
 _REGION_EN = _load_region_en(_ADCODE_PATHS)
 _T2S = opencc.OpenCC("t2s")
 
@@ -261,9 +351,11 @@ def regions_compatible(a: Sequence[str] | str | None, b: Sequence[str] | str | N
     """True when two regions do not contradict each other.
 
     A missing region is compatible with everything; otherwise one path must
-    be a prefix of the other: ('广东',) ~ ('广东', '深圳'), but ('广东', '深圳')
-    !~ ('广东', '广州') and ('北京',) !~ ('上海',). Accepts paths or the
-    '/'-joined strings of :func:`region_key`.
+    be a prefix of the other: ('广东',) ~ ('广东', '深圳') ~ ('广东', '深圳',
+    '南山'), but ('广东', '深圳') !~ ('广东', '广州'), ('广东', '广州', '天河')
+    !~ ('广东', '广州', '番禺') and ('北京',) !~ ('上海',). Accepts paths or
+    the '/'-joined strings of :func:`region_key`, also as stored by earlier
+    versions ('新疆维吾尔/乌鲁木齐' is '新疆/乌鲁木齐').
     """
     pa = _as_path(a)
     pb = _as_path(b)
@@ -274,13 +366,13 @@ def regions_compatible(a: Sequence[str] | str | None, b: Sequence[str] | str | N
 def _as_path(region: Sequence[str] | str | None) -> tuple[str, ...]:
     if not region:
         return ()
-    if isinstance(region, str):
-        return tuple(region.split("/"))
-    return tuple(region)
+    parts = region.split("/") if isinstance(region, str) else region
+    return tuple(_RENAMED_PARTS.get(part, part) for part in parts)
 
 
 def region_key(path: Sequence[str] | None) -> str:
-    """The storable form of a region path: '广东/深圳', '北京', '' (no region)."""
+    """The storable form of a region path: '广东/广州/天河', '广东/深圳', '北京',
+    '' (no region)."""
     return "/".join(path or ())
 
 
@@ -346,8 +438,9 @@ class NameKey:
 
     ``core``: the name without region and legal form (branch kept), the thing
     that must be equal. ``region``: the most specific canonical region
-    ('深圳', '广东', '北京') or None. ``region_path``: ('广东', '深圳'), the form
-    regions are compared in (:func:`regions_compatible`).
+    ('深圳', '广东', '北京', '天河') or None. ``region_path``: ('广东', '深圳'),
+    ('广东', '广州', '天河'), the form regions are compared in
+    (:func:`regions_compatible`).
     """
 
     core: str
@@ -378,7 +471,7 @@ def _fold_latin(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
+    text = _visible(text)
     text = _fold_latin(_T2S.convert(text).casefold()).translate(_BRACKETS)
     text = _A_S.sub("as", text)
     text = _DOTTED_ABBR.sub(lambda m: m.group(1).replace(".", ""), text)
@@ -803,8 +896,12 @@ def name_search_grams(core: str) -> list[str]:
 # --------------------------------------------------------------------------
 
 _PHONE_LABEL = re.compile(r"^\s*(?:tel|phone|mobile|mob|电话|手机|座机)\s*[:.]?\s*", re.I)
-_PHONE_EXT = re.compile(r"\s*(?:转|分机|ext\.?|extension|x|#)\s*(\d{1,6})\s*$", re.I)
-_PHONE_TAIL = re.compile(r"^(.*\d)\s*[-/.\s]\s*(\d{1,6})$")
+# A country code in brackets, "(+86)" or "(0086)", as printed on cards; a bare
+# "(010)" is an area code and stays.
+_PHONE_CC_BRACKET = re.compile(r"^\(\s*(?:\+|00)\s*(\d{1,4})\s*\)\s*")
+_EXT_MARK = r"(?:转|分机|ext\.?|extension|x|#)\s*\d{1,6}"
+_PHONE_EXT = re.compile(rf"\s*(?:{_EXT_MARK}|\(\s*{_EXT_MARK}\s*\))\s*$", re.I)
+_PHONE_TAIL = re.compile(r"^(.*\d)\s*(?:[-/.\s]\s*\d{1,6}|\(\s*\d{1,6}\s*\))$")
 _PHONE_CHARS = re.compile(r"^\+?[\d\s()\-./]+$")
 _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−～~"})
 _EXT_OK_TYPES = frozenset(
@@ -831,21 +928,24 @@ def normalize_phone(raw: str | None, field: str = "phone") -> str | None:
     """A phone number in E.164 ('+8675588888888'); None for a blank value.
 
     Accepts mobiles (138 0013 8000), landlines with their area code
-    (0755-8888 8888, (010)12345678, 020 8765 4321), +86 / 0086 / 86 prefixes,
-    400/800 numbers, foreign numbers with their + code, full-width digits.
-    An extension is dropped: 转123, 分机 123, ext. 12, x12, #12, or a short
-    group after a complete landline (0755-86013388-8001) — never after a
-    mobile, where a trailing group means a wrong number. A landline without
-    its area code (8888 8888) is rejected: its city is unknown.
+    (0755-8888 8888, (010)12345678, 020 8765 4321), +86 / 0086 / 86 / (+86)
+    prefixes, 400/800 numbers, foreign numbers with their + code, full-width
+    digits, invisible characters pasted along.
+    An extension is dropped: 转123, 分机 123, (分机8001), ext. 12, x12, #12, or
+    a short group after a complete landline (0755-86013388-8001,
+    0755-86013388(8001)) — never after a mobile, where a trailing group means
+    a wrong number. A landline without its area code (8888 8888) is
+    rejected: its city is unknown.
     """
     if raw is None:
         return None
     if not isinstance(raw, str):
         raise InvalidField(field, "must be a string")
-    text = unicodedata.normalize("NFKC", raw).translate(_DASHES).strip()
+    text = _visible(raw).translate(_DASHES).strip()
     if not text:
         return None
     text = _PHONE_LABEL.sub("", text)
+    text = _PHONE_CC_BRACKET.sub(r"+\1 ", text)
     text = _PHONE_EXT.sub("", text)
     if not _PHONE_CHARS.match(text) or "+" in text[1:]:
         raise InvalidField(field, "is not a phone number")
@@ -911,7 +1011,7 @@ def normalize_credit_code(raw: str | None, field: str = "credit_code") -> str | 
         return None
     if not isinstance(raw, str):
         raise InvalidField(field, "must be a string")
-    code = _CC_SEPARATORS.sub("", unicodedata.normalize("NFKC", raw)).upper()
+    code = _CC_SEPARATORS.sub("", _visible(raw)).upper()
     if not code:
         return None
     if len(code) != 18:
@@ -966,7 +1066,7 @@ def normalize_email(raw: str | None, field: str = "email") -> str | None:
         return None
     if not isinstance(raw, str):
         raise InvalidField(field, "must be a string")
-    text = unicodedata.normalize("NFKC", raw).strip().strip("<>").strip()
+    text = _visible(raw).strip().strip("<>").strip()
     if text.lower().startswith("mailto:"):
         text = text[7:]
     if not text:

@@ -1,26 +1,65 @@
 """Customers request and response shapes: they validate and they document.
 
-Types and sizes are checked here; what a value means (a phone that parses, a
-credit code whose check character matches, a date that exists) is checked by
-the normalizers in the service, which answer 422 naming the field too.
+Types, sizes and control characters are checked here, and a birthday must be
+a day of the year; what a key means (a phone that parses, a credit code whose
+check character matches) is checked by the normalizers in the service, which
+answer 422 naming the field too.
 """
 
 from __future__ import annotations
 
+import calendar
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from services.common.schemas import Id, LongText, Name, Page, Strict, Text
+from services.common.schemas import Id, LongText, Name, Page, Strict, Text, _no_control_chars
+
+
+def _full_width_to_ascii(value):
+    # A Chinese input method types ０２－２９; NFKC makes it 02-29. Other
+    # scripts' digits (١٢) stay as they are and fail the ASCII pattern: the
+    # scheduler reads the stored value with an ASCII-only parser.
+    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
+
+def _day_of_year(value: str) -> str:
+    month, day = int(value[:2]), int(value[3:])
+    # 2000 is a leap year: 02-29 exists (a birthday on it is celebrated).
+    if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(2000, month)[1]:
+        raise ValueError("is not a day of the year (MM-DD)")
+    return value
+
+
+# Raw strings are stored as typed (the normalized keys live beside them), so
+# they are held to the rule of every other text field: a NUL in a company name
+# would be stored and shown.
+_NoControl = AfterValidator(_no_control_chars)
 
 Status = Literal["active", "pool"]
 BirthdayKind = Literal["birthday", "anniversary"]
-CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-RawPhone = Annotated[str, StringConstraints(max_length=40)]
-RawEmail = Annotated[str, StringConstraints(max_length=254)]
-RawCreditCode = Annotated[str, StringConstraints(max_length=40)]
-MonthDay = Annotated[str, StringConstraints(pattern=r"^\d{2}-\d{2}$")]
-Short = Annotated[str, StringConstraints(max_length=40)]
+CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200), _NoControl]
+RawPhone = Annotated[str, StringConstraints(max_length=40), _NoControl]
+RawEmail = Annotated[str, StringConstraints(max_length=254), _NoControl]
+RawCreditCode = Annotated[str, StringConstraints(max_length=40), _NoControl]
+# Each annotation wraps the ones before it, so the BeforeValidator listed last
+# runs first: NFKC, then the ASCII pattern, then the calendar.
+MonthDay = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{2}-[0-9]{2}$"),
+    AfterValidator(_day_of_year),
+    BeforeValidator(_full_width_to_ascii),
+]
+Short = Annotated[str, StringConstraints(max_length=40), _NoControl]
 
 MAX_PHONES = 10
 MAX_EMAILS = 10

@@ -64,27 +64,44 @@ NAMES = [
     ("abc 贸易 有限公司", "abc贸易", None),
     ("中國工商銀行股份有限公司", "中国工商银行", None),
     ("台灣積體電路製造股份有限公司", "积体电路制造", "台湾"),
-    # multi-level regions, canonicalised to the prefecture city
+    # multi-level regions: the most specific level is the region (the path keeps all)
     ("广东省深圳市华强电子有限公司", "华强电子", "深圳"),
     ("广东华强电子有限公司", "华强电子", "广东"),
-    ("广州市天河区某某贸易有限公司", "某某贸易", "广州"),
-    ("广州市白云区某某有限公司", "某某", "广州"),
-    ("福州市鼓楼区某某有限公司", "某某", "福州"),
-    ("上海市浦东新区某某有限公司", "某某", "上海"),
+    ("广州市天河区某某贸易有限公司", "某某贸易", "天河"),
+    ("广州市白云区某某有限公司", "某某", "白云"),
+    ("福州市鼓楼区某某有限公司", "某某", "鼓楼"),
+    ("上海市浦东新区某某有限公司", "某某", "浦东"),
     ("浙江省杭州市阿里巴巴", "阿里巴巴", "杭州"),
-    ("昆山市某某精密有限公司", "某某精密", "苏州"),  # county-level city -> its prefecture
-    ("重庆市梁平区某某有限公司", "某某", "重庆"),
-    ("梁平县某某有限公司", "某某", "重庆"),  # renamed county still recognised
+    ("昆山市某某精密有限公司", "某某精密", "昆山"),  # a county-level city of 苏州
+    ("重庆市梁平区某某有限公司", "某某", "梁平"),
+    ("梁平县某某有限公司", "某某", "梁平"),  # renamed county still recognised
     ("恩施土家族苗族自治州某某有限公司", "某某", "恩施"),
     ("恩施州某某有限公司", "某某", "恩施"),
     ("内蒙古伊利实业集团股份有限公司", "伊利实业集团", "内蒙古"),
+    # autonomous regions by their short names, the ethnic group written or not
+    ("新疆金风科技股份有限公司", "金风科技", "新疆"),
+    ("新疆维吾尔自治区金风科技股份有限公司", "金风科技", "新疆"),
+    ("乌鲁木齐金风科技股份有限公司", "金风科技", "乌鲁木齐"),
+    ("新疆天山水泥股份有限公司", "天山水泥", "新疆"),
+    ("伊犁哈萨克自治州某某有限公司", "某某", "伊犁"),
+    ("伊犁州某某有限公司", "某某", "伊犁"),
+    ("博尔塔拉蒙古自治州某某有限公司", "某某", "博尔塔拉"),
+    ("巴音郭楞蒙古自治州某某有限公司", "某某", "巴音郭楞"),
+    ("克孜勒苏柯尔克孜自治州某某有限公司", "某某", "克孜勒苏"),
+    ("察布查尔锡伯自治县某某有限公司", "某某", "察布查尔"),
+    ("广西壮族自治区玉柴机器股份有限公司", "玉柴机器", "广西"),
+    ("广西柳工机械股份有限公司", "柳工机械", "广西"),
+    ("宁夏回族自治区某某有限公司", "某某", "宁夏"),
+    ("西藏自治区某某有限公司", "某某", "西藏"),
+    ("西藏珠峰资源股份有限公司", "珠峰资源", "西藏"),
+    ("东乡县某某有限公司", "某某", "东乡"),  # Jiangxi: no 东乡族 there, nothing stripped
     ("香港某某贸易有限公司", "某某贸易", "香港"),
     ("某某贸易(香港)有限公司", "某某贸易", "香港"),
     ("深圳前海微众银行股份有限公司", "前海微众银行", "深圳"),
     ("上海高毅资产管理合伙企业（有限合伙）", "高毅资产管理合伙企业", "上海"),
     # an ambiguous district is stripped but pins no region (Beijing or Changchun)
     ("朝阳区某某科技有限公司", "某某科技", None),
-    ("北京市朝阳区某某科技有限公司", "某某科技", "北京"),
+    ("北京市朝阳区某某科技有限公司", "某某科技", "朝阳"),
     # false regional prefixes
     ("平安银行股份有限公司", "平安银行", None),  # 平安区 is a county: needs its suffix
     ("长安汽车股份有限公司", "长安汽车", None),
@@ -171,6 +188,21 @@ SAME = [
     ("Nestlé S.A.", "NESTLE SA"),
     ("恒大集团有限公司", "恒大集团公司"),
     ("某某贸易(香港)有限公司", "香港某某贸易有限公司"),
+    ("新疆金风科技股份有限公司", "金风科技股份有限公司"),
+    ("乌鲁木齐金风科技股份有限公司", "金风科技股份有限公司"),
+    ("新疆维吾尔自治区金风科技股份有限公司", "乌鲁木齐金风科技股份有限公司"),
+    ("伊犁哈萨克自治州某某有限公司", "伊犁州某某有限公司"),
+    ("广西壮族自治区玉柴机器股份有限公司", "广西玉柴机器股份有限公司"),
+    ("内蒙古自治区伊利实业集团股份有限公司", "内蒙古伊利实业集团股份有限公司"),
+    ("宁夏回族自治区某某有限公司", "宁夏某某有限公司"),
+    # a district or county-level city is finer than its city, not another region
+    ("广州市天河区恒通贸易有限公司", "广州恒通贸易有限公司"),
+    ("广州市天河区恒通贸易有限公司", "恒通贸易有限公司"),
+    ("广州市天河区恒通贸易有限公司", "广东恒通贸易有限公司"),
+    ("天河区恒通贸易有限公司", "广东省广州市天河区恒通贸易有限公司"),
+    ("上海市浦东新区恒通贸易有限公司", "上海恒通贸易有限公司"),
+    ("重庆市梁平县恒通贸易有限公司", "重庆市梁平区恒通贸易有限公司"),
+    ("腾讯科技（深圳市南山区）有限公司", "深圳市南山区腾讯科技有限公司"),
 ]
 
 DIFFERENT = [
@@ -187,6 +219,14 @@ DIFFERENT = [
     ("美的集团股份有限公司", "美的有限公司"),  # a group is not its namesake
     ("四川航空股份有限公司", "海南航空股份有限公司"),
     ("阿里巴巴（中国）有限公司", "阿里巴巴有限公司"),
+    ("新疆金风科技股份有限公司", "北京金风科技股份有限公司"),
+    # two districts, two county-level cities of one city: two regions
+    ("广州市天河区恒通贸易有限公司", "广州市番禺区恒通贸易有限公司"),
+    ("北京市朝阳区恒通贸易有限公司", "北京市海淀区恒通贸易有限公司"),
+    ("昆山市恒通贸易有限公司", "太仓市恒通贸易有限公司"),
+    ("佛山市顺德区恒通电器有限公司", "佛山市南海区恒通电器有限公司"),
+    ("深圳市南山区腾讯科技有限公司", "深圳市福田区腾讯科技有限公司"),
+    ("广州市天河区恒通贸易有限公司", "深圳恒通贸易有限公司"),
 ]
 
 
@@ -200,6 +240,29 @@ def test_same_company(a, b):
 def test_different_company(a, b):
     assert not names_match(a, b)
     assert not names_match(b, a)
+
+
+# Hangul fillers (letters to \w), zero-width and bidi marks, soft hyphen, BOM,
+# variation selector, word joiner, a tag character: all render as nothing.
+INVISIBLE = ["\u3164", "\u115f", "\u1160", "\uffa0", "\u200b", "\u200d", "\u2060",
+             "\u00ad", "\ufeff", "\u202e", "\ufe0f", "\u180e", "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_invisible_characters_do_not_make_another_name(char):
+    assert names_match(f"恒通{char}贸易有限公司", "恒通贸易有限公司")
+    assert normalize_company_name(f"深{char}圳市腾讯计算机系统有限公司") == (
+        normalize_company_name("深圳市腾讯计算机系统有限公司"))
+    assert normalize_phone(f"138{char}0013 8000") == "+8613800138000"
+    assert normalize_email(f"li.lei{char}@tencent.com") == "li.lei@tencent.com"
+    assert normalize_credit_code(f"914403007084{char}61136T") == "91440300708461136T"
+
+
+@pytest.mark.parametrize("raw", ["\u3164", "\u3164\u200b", "\ufeff"])
+def test_a_name_of_invisible_characters_is_invalid(raw):
+    with pytest.raises(InvalidField) as err:
+        normalize_company_name(raw)
+    assert err.value.field == "company_name"
 
 
 @pytest.mark.parametrize("raw", ["", "   ", "（）", "---", None, 123, "公" * 201])
@@ -219,11 +282,29 @@ def test_invalid_company_name(raw):
         (("广东", "深圳"), ("广东", "广州"), False),
         (("北京",), ("上海",), False),
         ("广东", "广西/南宁", False),
+        ("广东/广州", ("广东", "广州", "天河"), True),
+        ("广东/广州/天河", "广东/广州/番禺", False),
+        ("江苏/苏州/昆山", ("江苏", "苏州", "太仓"), False),
+        # paths stored before 新疆维吾尔 was shortened to 新疆 still meet today's
+        ("新疆维吾尔/乌鲁木齐", ("新疆", "乌鲁木齐"), True),
+        ("新疆维吾尔/伊犁哈萨克", "新疆/伊犁/察布查尔", True),
+        ("新疆维吾尔/伊犁哈萨克", ("新疆", "昌吉"), False),
     ],
 )
 def test_regions_compatible(a, b, ok):
     assert regions_compatible(a, b) is ok
     assert regions_compatible(b, a) is ok
+
+
+def test_a_district_is_the_third_level_of_the_region_path():
+    key = normalize_company_name("广东省广州市天河区恒通贸易有限公司")
+    assert key.region_path == ("广东", "广州", "天河") and key.region_key == "广东/广州/天河"
+    assert normalize_company_name("昆山市恒通贸易有限公司").region_key == "江苏/苏州/昆山"
+    assert normalize_company_name("北京市朝阳区恒通贸易有限公司").region_key == "北京/朝阳"
+    # a county-level city directly under its province has no prefecture above it
+    assert normalize_company_name("仙桃市恒通贸易有限公司").region_key == "湖北/仙桃"
+    # an ambiguous district still pins nothing (北京 or 长春)
+    assert normalize_company_name("朝阳区恒通贸易有限公司").region_key == ""
 
 
 def test_same_company_name_on_keys():
@@ -281,6 +362,25 @@ def test_province_and_city_claims_conflict():
     assert _claim(log, "广东华强电子有限公司", "c1").allowed
     assert not _claim(log, "深圳市华强电子有限公司", "c2").allowed
     assert _claim(log, "浙江华强电子有限公司", "c3").allowed
+
+
+def test_district_claims_through_the_log():
+    log: list[dict] = []
+    assert _claim(log, "广州市天河区恒通贸易有限公司", "c1").allowed
+    assert _claim(log, "广州市番禺区恒通贸易有限公司", "c2").allowed  # another district
+    assert not _claim(log, "天河区恒通贸易有限公司", "c3").allowed
+    refused = _claim(log, "广州恒通贸易有限公司", "c4")  # the city contains both
+    assert [e["customer_id"] for e in refused.conflicts] == ["c1", "c2"]
+    assert not _claim(log, "恒通贸易有限公司", "c5").allowed
+    assert _claim(log, "深圳恒通贸易有限公司", "c6").allowed
+    assert [e["region"] for e in log] == ["广东/广州/天河", "广东/广州/番禺", "广东/深圳"]
+
+
+def test_a_claim_stored_with_the_old_xinjiang_path_still_conflicts():
+    log = [name_claim_entry("name:金风科技", 1, "新疆维吾尔/乌鲁木齐", "c1")]
+    assert not _claim(log, "新疆金风科技股份有限公司", "c2").allowed
+    assert not _claim(log, "乌鲁木齐金风科技股份有限公司", "c3").allowed
+    assert _claim(log, "北京金风科技股份有限公司", "c4").allowed
 
 
 def test_released_claim_frees_the_name():
@@ -367,6 +467,20 @@ PHONES = [
     ("400-820-8820", "+864008208820"),
     ("+1 650-253-0000", "+16502530000"),
     ("+852 2123 4567", "+85221234567"),
+    # a country code in brackets, as printed on business cards
+    ("(+86)13800138000", "+8613800138000"),
+    ("(+86) 138 0013 8000", "+8613800138000"),
+    ("（+86）138-0013-8000", "+8613800138000"),
+    ("(0086)13800138000", "+8613800138000"),
+    ("(+86)0755-86013388", "+8675586013388"),
+    ("(+86)(010)12345678", "+861012345678"),
+    ("(+852) 2123 4567", "+85221234567"),
+    # an extension in brackets
+    ("0755-86013388 (分机8001)", "+8675586013388"),
+    ("0755-86013388（分机 8001）", "+8675586013388"),
+    ("0755-86013388(8001)", "+8675586013388"),
+    ("0755-86013388 (ext. 8001)", "+8675586013388"),
+    ("(+86)0755-86013388转8001", "+8675586013388"),
 ]
 
 
@@ -381,6 +495,9 @@ def test_phone(raw, e164):
         "88888888",  # no area code
         "12345678901",  # not an allocated range
         "138-0013-8000-12",  # a trailing group after a mobile is no extension
+        "13800138000(8001)",
+        "(+86)88888888",  # the country code is no area code
+        "(+86)",
         "0755-8888",
         "abc",
         "95555",
