@@ -34,10 +34,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from services.common.clock import iso
 from services.common.errors import Forbidden
 from services.forecast import domain
 
@@ -493,10 +494,69 @@ def forecast_view(
     prior_weight: Any,
 ) -> dict[str, Any]:
     """The ``GET /api/forecast`` body (JSON-ready)."""
+    return jsonable(forecast_figures(pipe, cal, resolved, stages, min_active, prior_weight))
+
+
+def forecast_figures(
+    pipe: Counts,
+    cal: Counts,
+    resolved: int,
+    stages: Iterable[Mapping[str, Any]] | None,
+    min_active: int,
+    prior_weight: Any,
+) -> dict[str, Any]:
+    """The same figures with money still in ``Decimal`` yuan and integer fen."""
     stages = domain.normalize_stages(stages)
     calibration = calibration_from_counts(cal, resolved, stages, prior_weight)
-    return jsonable(domain.pipeline_from_counts(pipe, stages, min_active,
-                                                calibration=calibration))
+    return domain.pipeline_from_counts(pipe, stages, min_active, calibration=calibration)
+
+
+# --------------------------------------------------------------------------
+# weekly snapshots
+
+
+def snapshot_doc(scope_key: str, week: str, week_start: datetime, taken_at: datetime,
+                 figures: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored snapshot of ``forecast_figures``: money in integer fen only."""
+    return {
+        "scope": scope_key, "week": week, "week_start": week_start, "taken_at": taken_at,
+        "forecast_fen": int(figures["forecast_fen"]),
+        "calibrated_fen": int(figures["calibrated"]["forecast_fen"]),
+        "active_count": figures["active_count"], "min_active": figures["min_active"],
+        "reliable": figures["reliable"],
+        "stages": [{"stage": r["stage"], "count": r["count"],
+                    "value_fen": domain.yuan_to_fen(r["value"], "value"),
+                    "weighted_fen": domain.yuan_to_fen(r["weighted"], "weighted")}
+                   for r in figures["stages"]],
+    }
+
+
+def _snapshot_fen(doc: Mapping[str, Any], fen_key: str, yuan_key: str) -> int:
+    fen = doc.get(fen_key)
+    if isinstance(fen, int) and not isinstance(fen, bool):
+        return fen
+    # snapshots taken before money was stored in fen hold float yuan: read
+    # through its shortest repr, the 2-decimal figure it was made from
+    yuan = doc[yuan_key]
+    amount = Decimal(repr(yuan)) if isinstance(yuan, float) else Decimal(str(yuan))
+    return int(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).scaleb(2))
+
+
+def snapshot_out(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """One item of the forecast history (money as yuan numbers), from a
+    snapshot of any age."""
+    money = {}
+    for out_key, fen_key, yuan_key in (("forecast", "forecast_fen", "forecast"),
+                                       ("calibrated_forecast", "calibrated_fen",
+                                        "calibrated_forecast")):
+        money[out_key] = jsonable(domain.fen_to_yuan(_snapshot_fen(doc, fen_key, yuan_key),
+                                                     allow_negative=True))
+    return {
+        "week": doc["week"], "week_start": iso(doc["week_start"]),
+        "taken_at": iso(doc["taken_at"]), **money,
+        "active_count": doc["active_count"], "min_active": doc["min_active"],
+        "reliable": doc["reliable"],
+    }
 
 
 def jsonable(value: Any) -> Any:

@@ -208,7 +208,9 @@ class ForecastService:
                 raise Invalid.fields({"owner_id": "is not a member of this team"})
         return scope
 
-    def _figures(self, scope: readmodel.Scope, meta: dict) -> dict:
+    def _figures(self, scope: readmodel.Scope, meta: dict, *, exact: bool = False) -> dict:
+        """The forecast body (JSON-ready), or with ``exact`` its money still in
+        Decimal and fen (what a snapshot stores)."""
         gen = meta["gen"]
         if scope.kind == "owner":
             docs = storage.owner_docs(self.db, gen, scope.id)
@@ -222,8 +224,8 @@ class ForecastService:
             pipe = readmodel.pipe_counts(docs)
             cal_docs = docs
         cal, resolved = readmodel.cal_counts(cal_docs)
-        view = readmodel.forecast_view(pipe, cal, resolved, _stages(meta), min_active(),
-                                       prior_weight())
+        figures = readmodel.forecast_figures if exact else readmodel.forecast_view
+        view = figures(pipe, cal, resolved, _stages(meta), min_active(), prior_weight())
         return {"scope": scope.key, **view}
 
     def _meta(self) -> dict:
@@ -251,13 +253,8 @@ class ForecastService:
         q = parse(schemas.HistoryQuery, query or {})
         scope = self._scope(actor, q.owner_id, q.team_id)
         docs, total = storage.list_snapshots(self.db, scope.key, q.skip, q.page_size)
-        items = [{
-            "week": d["week"], "week_start": iso(d["week_start"]), "taken_at": iso(d["taken_at"]),
-            "forecast": d["forecast"], "calibrated_forecast": d["calibrated_forecast"],
-            "active_count": d["active_count"], "min_active": d["min_active"],
-            "reliable": d["reliable"],
-        } for d in docs]
-        return {"scope": scope.key, "items": items, "total": total}
+        return {"scope": scope.key, "items": [readmodel.snapshot_out(d) for d in docs],
+                "total": total}
 
     @rpc
     def get_backtest(self, actor, query=None):
@@ -306,19 +303,9 @@ class ForecastService:
         # the company last: it is the "this week is done" mark checked above
         scopes.append(readmodel.Scope("company"))
         start = domain.week_start(now, tz)
-        out = []
-        for scope in scopes:
-            figures = self._figures(scope, meta)
-            out.append({
-                "scope": scope.key, "week": week, "week_start": start, "taken_at": now,
-                "forecast": figures["forecast"],
-                "forecast_fen": figures["forecast_fen"],
-                "calibrated_forecast": figures["calibrated"]["forecast"],
-                "active_count": figures["active_count"], "min_active": figures["min_active"],
-                "reliable": figures["reliable"],
-                "stages": [{k: r[k] for k in ("stage", "count", "value", "weighted")}
-                           for r in figures["stages"]],
-            })
+        out = [readmodel.snapshot_doc(scope.key, week, start, now,
+                                      self._figures(scope, meta, exact=True))
+               for scope in scopes]
         return storage.insert_snapshots(self.db, out)
 
     # ----------------------------------------------------------- upkeep

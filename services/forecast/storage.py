@@ -12,7 +12,10 @@ Collections
   v}`` and ``cal.<stage>.{n, k}`` (``readmodel``), and ``applied``: markers
   of the updates applied to it that are not finished yet.
 - ``meta``: ``{_id: "state", gen, building, stages, stages_clock}``.
-- ``snapshots``: weekly figures, unique per (scope, week).
+- ``snapshots``: weekly figures, unique per (scope, week); money in integer
+  fen (``forecast_fen``, ``calibrated_fen``, per stage ``value_fen`` and
+  ``weighted_fen``; older ones also hold float yuan, read by
+  ``readmodel.snapshot_out``).
 - ``jobs``: rebuild / reconcile runs, claimed with a lease.
 - ``rejected``: events that cannot be applied (malformed payloads).
 

@@ -8,14 +8,19 @@ Decisions (also in the report of issue 6):
   is kept in the document's ``history`` and shown by GET .../history.
 - One accepted answer per question, chosen by the asker, a manager or an
   admin; they may change it later (the newest choice wins, each change is an
-  ``AnswerAccepted`` event). Accepting the already accepted answer is a no-op.
+  ``AnswerAccepted`` event). Accepting the already accepted answer changes
+  nothing stored but sends the event again (see ``accepted_event_by``).
 - Votes go up (1) or down (-1), one per user and item (questions, answers,
   stories); a user may change his vote or take it back (0). Nobody votes on
   his own text.
-- ``usefulness`` (sort=top): 10 if an answer is accepted, + 3 x the question's
-  net votes, + the net votes of all its answers, + ln(1 + views): an
-  accepted answer counts most (a thousand views weigh 6.9), then what
-  colleagues endorsed; views break ties slowly. A view is a GET of the question by someone other than its author.
+- ``usefulness`` (shown on every entry): 10 if an answer is accepted, + 3 x
+  the question's net votes, + the net votes of all its answers, + ln(1 +
+  views): an accepted answer counts most (a thousand views weigh 6.9), then
+  what colleagues endorsed; views break ties slowly. A view is a GET of the
+  question by someone other than its author. sort=top orders by
+  ``top_rank``: answered questions before open ones whatever their votes
+  (a new hire wants answers, and four upvotes on an open question would
+  otherwise outweigh the accepted answer), then by usefulness.
 - A ``customer_id`` is stored as given and shown only to the author: nobody
   learns from the knowledge base which customer a colleague asked about.
 - Drafts from ``AlarmResolved`` (with a note) belong to the alarm's rep: the
@@ -103,6 +108,28 @@ def usefulness(item: Mapping) -> float:
     if item.get("kind", "question") == "question":
         score += 10 * bool(item.get("accepted_answer_id")) + _net(item.get("answer_votes"))
     return round(score, 4)
+
+
+def top_rank(item: Mapping) -> tuple[int, float]:
+    """sort=top, greatest first: (has an accepted answer, usefulness). Computed
+    from the counters of any stored document, old ones included."""
+    return int(bool(item.get("accepted_answer_id"))), usefulness(item)
+
+
+def accepted_event_by(before: Mapping | None, after: Mapping, answer_id: str,
+                      actor_id: str) -> str | None:
+    """Who ``AnswerAccepted`` names as accepting, or None when none is due.
+
+    Accepting the already accepted answer changes nothing stored, yet the
+    event goes again: the call may be the retry of one that wrote and then
+    failed to dispatch, and a lost event would leave the answerer never told.
+    Subscribers dedup by (answer, author), so a true repeat tells nobody twice.
+    """
+    if before is not None:
+        return actor_id
+    if after.get("accepted_answer_id") == answer_id:
+        return after.get("accepted_by") or actor_id
+    return None
 
 
 def question_status(question: Mapping) -> str:
@@ -287,6 +314,33 @@ def _title_from(reason: str, limit: int = 60) -> str:
 
 def wants_draft(payload: Mapping) -> bool:
     return bool((payload.get("note") or "").strip()) and bool(payload.get("owner_id"))
+
+
+DRAFT_IT, SKIP, MALFORMED = "draft", "skip", "malformed"
+
+
+def alarm_draft_action(payload: Any) -> tuple[str, str]:
+    """What ``AlarmResolved`` asks of knowledge: (DRAFT_IT | SKIP | MALFORMED, why).
+
+    A payload without the ids a draft needs would fail the same way on every
+    redelivery: it is MALFORMED (logged and acked), so that it does not go
+    back to the queue for ever. Only the writes that follow may fail for a
+    passing reason (the database away), and those are retried.
+    """
+    if not isinstance(payload, Mapping):
+        return MALFORMED, "the payload is not an object"
+    if not isinstance(payload.get("note") or "", str):
+        return MALFORMED, "note is not text"
+    if not wants_draft(payload):
+        return SKIP, "no note from the manager or no rep to give it to"
+    missing = [k for k in ("alarm_id", "owner_id")
+               if not isinstance(payload.get(k), str) or not payload[k].strip()]
+    if missing:
+        return MALFORMED, "missing " + ", ".join(missing)
+    for key in ("reason", "company_name", "resolved_by", "decision"):
+        if payload.get(key) is not None and not isinstance(payload[key], str):
+            return MALFORMED, f"{key} is not text"
+    return DRAFT_IT, ""
 
 
 def draft_from_alarm(payload: Mapping, question_id: str, answer_id: str,

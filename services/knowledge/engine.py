@@ -390,6 +390,7 @@ class Engine:
         for doc_id, s in self.rank(terms, tags=tags, kind=kind, limit=limit):
             doc = self._docs[self._ord[doc_id]]
             text = json.loads(zlib.decompress(doc.text))
+            text["tags"] = list(doc.tags)
             hits.append(SearchHit(doc_id, doc.kind, str(text.get("title") or ""),
                                   search.best_snippet(text, terms, snippet_width), s))
         return hits

@@ -97,7 +97,8 @@ class QuestionQuery(_Query, Page):
     tag: Tag | None = None
     author_id: Id | None = None
     sort: Literal["new", "top"] = Field(
-        "new", description="new: newest first; top: most useful first (see `usefulness`)")
+        "new", description=("new: newest first; top: answered questions first, each group "
+                            "by `usefulness`"))
 
 
 class StoryQuery(_Query, Page):
@@ -158,7 +159,8 @@ class Question(BaseModel):
     my_vote: int | None = None
     usefulness: float = Field(description=(
         "10 if an answer is accepted + 3 x the question's net votes + the net votes of "
-        "its answers + ln(1 + views); sort=top orders by it"))
+        "its answers + ln(1 + views); sort=top orders answered questions first, "
+        "then by it"))
     version: int
     created_at: str
     updated_at: str

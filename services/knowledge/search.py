@@ -751,19 +751,37 @@ def make_snippet(
 def best_snippet(
     doc: Mapping[str, Any], query_terms: Iterable[str | QueryTerm], width: int = 60
 ) -> str:
-    """Snippet from whichever of body / accepted answer / answers matches best."""
+    """Snippet from whichever of body / accepted answer / answers matches best.
+
+    When none of them matches (the entry was found by its title or tags), the
+    snippet still shows why: the title with its matches marked, or else the
+    matching tags marked before the start of the body.
+    """
     terms = _snippet_terms(list(query_terms))
+    title = _text_of(doc.get("title"))
     candidates = [_text_of(doc.get("body")), _text_of(doc.get("accepted_answer"))]
     candidates += [_text_of(a) for a in doc.get("answers") or ()]
     candidates = [c for c in candidates if c.strip()]
     if not candidates:
-        return make_snippet(_text_of(doc.get("title")), terms, width)
+        return make_snippet(title, terms, width)
     best_text, best_key = candidates[0], (0, 0)
     for text in candidates:
         spans = _match_spans(normalize_text(text), terms)
         key = (len({s[2] for s in spans}), len(spans))
         if key > best_key:
             best_text, best_key = text, key
+    if best_key == (0, 0):
+        if _match_spans(normalize_text(title), terms):
+            return make_snippet(title, terms, width)
+        # normalized and sorted: the engine keeps only a set of tag keys, and
+        # both indexes must give the same snippet
+        tags = sorted(t for t in set(map(normalize_tag, doc.get("tags") or ()))
+                      if t and _match_spans(normalize_text(t), terms))
+        if tags:
+            open_mark, close_mark = SNIPPET_MARKS
+            prefix = " ".join(f"#{open_mark}{t}{close_mark}" for t in tags) + " "
+            shown = len(prefix) - len(tags) * (len(open_mark) + len(close_mark))
+            return prefix + make_snippet(best_text, terms, max(width - shown, 10))
     return make_snippet(best_text, terms, width)
 
 

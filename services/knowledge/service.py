@@ -158,7 +158,7 @@ class KnowledgeService:
         elif status == "answered":
             filt["accepted_answer_id"] = {"$ne": None}
         docs, total = storage.list_entries(self.db, kind, filt, q.sort, q.skip, q.page_size,
-                                           domain.usefulness)
+                                           domain.top_rank)
         out = domain.question_out if kind == "question" else domain.story_out
         return {"items": [out(d, actor) for d in docs], "total": total}
 
@@ -259,11 +259,13 @@ class KnowledgeService:
         with self._indexing("question", question["_id"]):
             before = storage.accept(self.db, question["_id"], answer_id, actor.id,
                                     self.clock.now())
-        if before is not None:  # accepting the accepted answer again changes nothing
+        after = self._entry("question", question["_id"])
+        accepted_by = domain.accepted_event_by(before, after, answer_id, actor.id)
+        if accepted_by is not None:
             self.dispatch("AnswerAccepted", event(
                 question_id=question["_id"], answer_id=answer_id,
-                author_id=answer["author"]["id"], accepted_by=actor.id))
-        return self._detail(self._entry("question", question["_id"]), actor)
+                author_id=answer["author"]["id"], accepted_by=accepted_by))
+        return self._detail(after, actor)
 
     # ---------------------------------------------------------------- votes
 
@@ -314,7 +316,12 @@ class KnowledgeService:
 
     @handles("customers", "AlarmResolved")
     def on_alarm_resolved(self, payload):
-        if not domain.wants_draft(payload):
+        action, why = domain.alarm_draft_action(payload)
+        if action == domain.MALFORMED:
+            log.error("AlarmResolved %s cannot give a draft (%s); dropped",
+                      payload.get("event_id") if isinstance(payload, dict) else None, why)
+            return
+        if action == domain.SKIP:
             return
         doc = domain.draft_from_alarm(payload, new_id(), new_id(), self.clock.now())
         if not storage.insert_draft(self.db, doc):

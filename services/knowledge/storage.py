@@ -105,8 +105,9 @@ def view_entry(db: Database, kind: str, entry_id: str, viewer_id: str) -> dict |
 def list_entries(db: Database, kind: str, filt: dict, sort: str, skip: int, limit: int,
                  score) -> tuple[list[dict], int]:
     """A page of published entries: newest first, or by ``score`` (sort=top,
-    computed here from the counters: it depends on views, which move on
-    every read)."""
+    greatest first; a tuple such as domain.top_rank, computed here from the
+    counters: it depends on views, which move on every read, and it needs no
+    stored key, so documents of any age sort alike on MongoDB and FerretDB)."""
     coll = _coll(db, kind)
     filt = {**filt, "status": PUBLISHED}
     if sort == "new":
@@ -114,7 +115,8 @@ def list_entries(db: Database, kind: str, filt: dict, sort: str, skip: int, limi
         docs = list(coll.find(filt, LIST_FIELDS).sort("_id", DESCENDING).skip(skip).limit(limit))
         return docs, total
     light = {"votes": 1, "answer_votes": 1, "views": 1, "accepted_answer_id": 1, "kind": 1}
-    ranked = sorted(coll.find(filt, light), key=lambda d: (-score(d), _neg_id(d["_id"])))
+    ranked = sorted(coll.find(filt, light),
+                    key=lambda d: (tuple(-x for x in score(d)), _neg_id(d["_id"])))
     page = [d["_id"] for d in ranked[skip:skip + limit]]
     by_id = {d["_id"]: d for d in coll.find({"_id": {"$in": page}}, LIST_FIELDS)} if page else {}
     return [by_id[i] for i in page if i in by_id], len(ranked)

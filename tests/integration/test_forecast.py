@@ -495,6 +495,40 @@ def test_one_snapshot_per_scope_and_week_whoever_takes_it(forecast, publish, ser
     assert team["items"][0]["forecast"] == 19_000
 
 
+def test_snapshots_keep_money_in_fen_and_history_shows_the_same_yuan(
+        forecast, publish, service_config, db_of):
+    # 12,345.67 yuan at 25 %, 999.99 yuan at 50 %: cents a float would carry as binary noise
+    for cid, stage, fen in (("fen1", 25, 1_234_567), ("fen2", 50, 99_999)):
+        publish("CustomerCreated", {**created(cid, stage), "expected_value_fen": fen})
+    drain(forecast.container, service_config["AMQP_URI"])
+    live = forecast.get_forecast(REP)
+    assert live["forecast"] == 3_586.41  # 308,641.75 + 49,999.5 fen, rounded once
+    monday = datetime(2024, 5, 13, 0, 30, tzinfo=UTC)
+    clock.set_clock(clock.FrozenClock(monday))
+    try:
+        with entrypoint_hook(forecast.container, "take_weekly_snapshots") as take:
+            assert take() == 3  # company, the team, 张伟
+    finally:
+        clock.set_clock(clock.SystemClock())
+    stored = db_of("forecast").snapshots.find_one({"scope": "owner:rep_zhangwei"})
+    money = [stored["forecast_fen"], stored["calibrated_fen"],
+             *(r[k] for r in stored["stages"] for k in ("value_fen", "weighted_fen"))]
+    assert all(type(v) is int for v in money), stored
+    assert stored["forecast_fen"] == 358_641
+    assert {r["stage"]: r["value_fen"] for r in stored["stages"]}[25] == 1_234_567
+    assert not any(isinstance(v, float) for v in stored.values())
+    # one stored before money went to fen: float yuan, read all the same
+    db_of("forecast").snapshots.insert_one({
+        "scope": "owner:rep_zhangwei", "week": "2024-W19", "week_start": monday
+        - timedelta(days=7, hours=8, minutes=30), "taken_at": monday - timedelta(days=7),
+        "forecast": 1_234.56, "forecast_fen": 123_456, "calibrated_forecast": 999.99,
+        "active_count": 1, "min_active": 14, "reliable": False,
+        "stages": [{"stage": 25, "count": 1, "value": 4_938.24, "weighted": 1_234.56}]})
+    history = forecast.get_history(REP)["items"]
+    assert [(h["week"], h["forecast"], h["calibrated_forecast"]) for h in history] == [
+        ("2024-W20", 3_586.41, live["calibrated"]["forecast"]), ("2024-W19", 1_234.56, 999.99)]
+
+
 # --------------------------------------------------------------------------
 # who sees what (the HTTP matrix is in the e2e tests)
 

@@ -10,6 +10,7 @@ import time
 
 import eventlet
 import pytest
+from nameko.exceptions import RemoteError
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcClient
 
@@ -24,6 +25,7 @@ ZHANG = {"id": "u-zhangwei", "role": "rep", "team_id": "t1", "name": "张伟", "
 LI = {"id": "u-lina", "role": "rep", "team_id": "t1", "name": "李娜", "username": "ln"}
 ZHAO = {"id": "u-zhaolei", "role": "rep", "team_id": "t2", "name": "赵磊", "username": "zl"}
 WANG = {"id": "u-wang", "role": "manager", "team_id": "t1", "name": "王经理", "username": "wj"}
+CHEN = {"id": "u-chenjing", "role": "rep", "team_id": "t2", "name": "陈静", "username": "cj"}
 
 
 def wait_for(predicate, timeout=20.0, what="condition"):
@@ -178,6 +180,26 @@ def test_sort_top_puts_the_useful_answered_questions_first(kb):
     assert ids(page2) == [plain["id"]] and page2["total"] == 3
 
 
+def test_sort_top_puts_answered_questions_before_better_voted_open_ones(kb):
+    popular = kb.ask(LI, {"title": "客户要求九十天账期怎么办", "body": "东莞的注塑厂，量大但要账期。",
+                          "tags": ["账期"]})
+    answered = kb.ask(ZHANG, {"title": "报价单要不要含税", "body": "客户问含税价和不含税价。"})
+    plain = kb.ask(ZHAO, {"title": "展会后多久回访", "body": "加了三十个微信。"})
+    for voter in (ZHANG, ZHAO, WANG, CHEN):
+        kb.vote(voter, "question", popular["id"], {"value": 1})
+    a = kb.answer(WANG, answered["id"], {"body": "报含税价，发票类型写清楚。"})
+    kb.accept(ZHANG, a["id"])
+    top = kb.list_questions(CHEN, {"sort": "top"})
+    assert ids(top) == [answered["id"], popular["id"], plain["id"]]
+    # four upvotes (12) outscore the accepted answer (10), yet the answer comes first
+    assert [i["usefulness"] for i in top["items"][:2]] == [10, 12]
+    assert ids(kb.list_questions(CHEN, {"sort": "top", "page": 2, "page_size": 1})) == [
+        popular["id"]]
+    # among open questions usefulness still decides
+    assert ids(kb.list_questions(CHEN, {"sort": "top", "status": "open"})) == [
+        popular["id"], plain["id"]]
+
+
 class Probe:
     """A subscriber of knowledge's events, as notify is."""
 
@@ -204,12 +226,16 @@ def test_events_reach_subscribers_and_notify_tells_the_asker(
         q = kb.ask(ZHANG, {"title": "客户说下个月再说", "body": "拖了两个月了。"})
         a = kb.answer(WANG, q["id"], {"body": "问清楚卡在哪一步。"})
         kb.accept(ZHANG, a["id"])
-        kb.accept(ZHANG, a["id"])  # again: no second event
-        wait_for(lambda: len(Probe.seen) >= 2, what="the probe's events")
+        # again (the retry of a call whose event may be lost): the event goes
+        # again; notify still tells the answerer once
+        kb.accept(ZHANG, a["id"])
+        wait_for(lambda: len(Probe.seen) >= 3, what="the probe's events")
         eventlet.sleep(0.5)
         kinds = [k for k, _ in Probe.seen]
-        assert kinds == ["AnswerPosted", "AnswerAccepted"]
+        assert kinds == ["AnswerPosted", "AnswerAccepted", "AnswerAccepted"]
         posted, acc = Probe.seen[0][1], Probe.seen[1][1]
+        assert {k: v for k, v in Probe.seen[2][1].items() if k not in ("event_id", "occurred_at")
+                } == {k: v for k, v in acc.items() if k not in ("event_id", "occurred_at")}
         assert {k: posted[k] for k in ("question_id", "answer_id", "asker_id", "author_id",
                                        "title")} == {
             "question_id": q["id"], "answer_id": a["id"], "asker_id": ZHANG["id"],
@@ -225,6 +251,47 @@ def test_events_reach_subscribers_and_notify_tells_the_asker(
         assert inbox[0]["title"] == "你的问题有了新解答：客户说下个月再说"
         assert wait_for(lambda: notify.list_notifications(WANG, {})["items"],
                         what="the answerer's")[0]["kind"] == "answer_accepted"
+        eventlet.sleep(0.5)
+        assert notify.list_notifications(WANG, {})["total"] == 1
+
+
+def test_an_accept_whose_event_was_lost_sends_it_when_retried(
+        container_factory, service_config, monkeypatch):
+    for name in ("AnswerPosted", "AnswerAccepted"):
+        monkeypatch.setitem(events.SUBSCRIPTIONS, ("knowledge", name), ("notify", "kbprobe"))
+    Probe.seen.clear()
+    real = events.Dispatcher.get_dependency
+    lost = []
+
+    def flaky(self, worker_ctx):
+        dispatch = real(self, worker_ctx)
+
+        def first_accept_lost(event_type, payload):
+            if event_type == "AnswerAccepted" and not lost:
+                lost.append(payload)
+                raise ConnectionError("the broker went away after the write")
+            return dispatch(event_type, payload)
+
+        return first_accept_lost
+
+    monkeypatch.setattr(events.Dispatcher, "get_dependency", flaky)
+    for cls in (AccountsService, NotifyService, KnowledgeService, Probe):
+        container_factory(cls, service_config).start()
+    with ServiceRpcClient("knowledge") as kb, ServiceRpcClient("notify") as notify:
+        q = kb.ask(LI, {"title": "客户要求先发货后付款", "body": "第一次合作，金额八万。"})
+        a = kb.answer(ZHAO, q["id"], {"body": "首单至少三成预付，其余见提单付款。"})
+        with pytest.raises(RemoteError):
+            kb.accept(LI, a["id"])
+        assert lost and kb.get_question(LI, q["id"])["accepted_answer_id"] == a["id"]
+        kb.accept(LI, a["id"])  # the client retries
+        wait_for(lambda: any(k == "AnswerAccepted" for k, _ in Probe.seen),
+                 what="the accepted event")
+        acc = next(p for k, p in Probe.seen if k == "AnswerAccepted")
+        assert (acc["answer_id"], acc["author_id"], acc["accepted_by"]) == (
+            a["id"], ZHAO["id"], LI["id"])
+        told = wait_for(lambda: notify.list_notifications(ZHAO, {})["items"],
+                        what="the answerer's notification")
+        assert [n["kind"] for n in told] == ["answer_accepted"]
 
 
 ALARM = {

@@ -92,6 +92,32 @@ def test_usefulness_puts_accepted_and_endorsed_questions_first():
     assert usefulness(story) == 6
 
 
+def test_sort_top_puts_answered_questions_before_better_voted_open_ones():
+    # 4 upvotes on an open question score 12, an accepted answer alone 10:
+    # a new hire still wants the answered one first
+    open_popular = question(votes={"up": 4, "down": 0})
+    answered_quiet = question(accepted_answer_id="a1")
+    answered_voted = question(accepted_answer_id="a2", votes={"up": 1, "down": 0})
+    open_plain = question(views=20)
+    assert usefulness(open_popular) > usefulness(answered_quiet)
+    ranked = sorted([open_plain, open_popular, answered_quiet, answered_voted],
+                    key=domain.top_rank, reverse=True)
+    assert ranked == [answered_voted, answered_quiet, open_popular, open_plain]
+    # an old stored document without the newer counters ranks too
+    assert domain.top_rank({"accepted_answer_id": "a9"}) == (1, 10)
+
+
+def test_accepting_the_accepted_answer_again_sends_the_event_again():
+    open_q = question()
+    accepted = question(accepted_answer_id="a1", accepted_by="u-mgr")
+    # a first accept: the event names who accepted
+    assert domain.accepted_event_by(open_q, accepted, "a1", "u-mgr") == "u-mgr"
+    # the retry of an accept whose event was lost: sent again, naming the first acceptor
+    assert domain.accepted_event_by(None, accepted, "a1", "u-rep") == "u-mgr"
+    # nothing changed and the answer is not the accepted one (say, a draft): no event
+    assert domain.accepted_event_by(None, accepted, "a2", "u-rep") is None
+
+
 def test_status_open_until_an_answer_is_accepted():
     assert domain.question_status(question()) == "open"
     assert domain.question_status(question(accepted_answer_id="a1")) == "answered"
@@ -208,6 +234,22 @@ def test_only_an_alarm_with_a_note_gives_a_draft():
     assert not domain.wants_draft({**ALARM, "note": "  "})
     assert not domain.wants_draft({**ALARM, "note": None})
     assert not domain.wants_draft({**ALARM, "owner_id": None})
+
+
+def test_a_resolved_alarm_that_can_never_give_a_draft_is_dropped_not_retried():
+    assert domain.alarm_draft_action(ALARM) == (domain.DRAFT_IT, "")
+    assert domain.alarm_draft_action({**ALARM, "note": ""})[0] == domain.SKIP
+    assert domain.alarm_draft_action({**ALARM, "owner_id": None})[0] == domain.SKIP
+    no_alarm = {k: v for k, v in ALARM.items() if k != "alarm_id"}
+    assert domain.alarm_draft_action(no_alarm) == (domain.MALFORMED, "missing alarm_id")
+    for broken in ({**ALARM, "alarm_id": "  "}, {**ALARM, "owner_id": 42},
+                   {**ALARM, "note": ["先找技术部"]}, {**ALARM, "reason": {"text": "换采购"}},
+                   {**ALARM, "decision": ["continue"]}, None, "al-1"):
+        assert domain.alarm_draft_action(broken)[0] == domain.MALFORMED, broken
+    # whatever is judged draftable, draft_from_alarm builds without an error
+    for payload in (ALARM, {**ALARM, "decision": None, "reason": None, "company_name": None}):
+        assert domain.alarm_draft_action(payload)[0] == domain.DRAFT_IT
+        assert draft_from_alarm(payload, "q", "a", NOW)["alarm_id"] == "al-1"
 
 
 def test_long_reason_gives_a_short_title():

@@ -39,6 +39,18 @@ def test_every_corpus_query_ranks_like_the_reference():
     assert eng.search("zzqx") == [] and ref.search("zzqx") == []
 
 
+def test_snippets_of_title_and_tag_matches_are_marked_alike():
+    ref, eng = both([
+        {"id": "q1", "kind": "question", "title": "账期怎么谈", "tags": ["付款"],
+         "body": "东莞这家注塑厂要求九十天付款。"},
+        {"id": "q2", "kind": "question", "title": "老板总说下个月再付",
+         "tags": ["回款", "账期"], "body": "对账单发了三次，财务说老板没签字。"},
+    ])
+    hits = eng.search("账期")
+    same(ref.search("账期"), hits)
+    assert {h.doc_id: "【账期】" in h.snippet for h in hits} == {"q1": True, "q2": True}
+
+
 def test_without_limit_every_matching_entry_is_ranked():
     ref, eng = both(CORPUS["entries"])
     terms = search.parse_query("客户嫌贵")

@@ -497,6 +497,20 @@ def test_best_snippet_prefers_the_matching_field():
     assert search.best_snippet(d, parse_query("对账单催款")) == "先把【对账单】发过去,再【催款】"
 
 
+def test_snippet_of_an_entry_found_by_its_title_marks_the_title():
+    d = doc("q", "账期怎么谈", "东莞这家注塑厂要求九十天付款，我们最多给三十天。")
+    assert search.best_snippet(d, parse_query("账期")) == "【账期】怎么谈"
+
+
+def test_snippet_of_an_entry_found_by_its_tag_marks_the_tag():
+    d = doc("q", "老板总说下个月再付", "对账单发了三次，财务说老板没签字。",
+            tags=["回款", "#账期"])
+    snippet = search.best_snippet(d, parse_query("账期"))
+    assert snippet == "#【账期】 对账单发了三次，财务说老板没签字。"
+    long = doc("q", "老板总说下个月再付", "对账单" * 40, tags=["账期"])
+    assert len(_strip_marks(search.best_snippet(long, parse_query("账期")))) <= 60
+
+
 # --------------------------------------------------------------------------
 # relevance suite
 # --------------------------------------------------------------------------
