@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import eventlet
 from nameko import rpc as nameko_rpc
+from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Client, ServiceRpc
 
 from services.common.errors import CrmError
 
 
+@deserialize_to_instance
 class Unavailable(CrmError):
     status = 503
 

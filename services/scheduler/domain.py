@@ -7,7 +7,7 @@ documents, and reminder documents into API views and `ReminderDue` events.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.common.clock import iso
@@ -257,41 +257,68 @@ def birthday_id(customer_id: str, owner_id: str, due_at: datetime) -> str:
     return f"bd_{customer_id}_{owner_id}_{due_at.strftime('%Y%m%d%H%M')}"
 
 
-def birthday_text(series: dict, occurrence, lead_days: int) -> tuple[str, str]:
+def birthday_text(series: dict, occurrence: date, days_ahead: int) -> tuple[str, str]:
     what = "客户生日" if series["kind"] == "birthday" else "企业纪念日"
     title = f"{what}：{series['company_name']}"
     when = f"{occurrence.month}月{occurrence.day}日"
     label = series.get("label") or ""
-    content = f"{label + ' ' if label else ''}{when}（{lead_days} 天后），记得问候客户。"
+    ahead = f"{days_ahead} 天后" if days_ahead else "今天"
+    content = f"{label + ' ' if label else ''}{when}（{ahead}），记得问候客户。"
     return title[:200], content
 
 
-def birthday_reminder(series: dict, lead_days: int, tz: str, after: datetime,
-                      now: datetime) -> dict:
-    """The next reminder of a birthday series: 09:00 in the owner's time
-    zone, `lead_days` ahead, the first such instant after `after`."""
-    due = rules.next_birthday_fire(series["birthday"], lead_days, tz, after)
-    local_fire = due.astimezone(ZoneInfo(tz)).date()
-    occurrence = local_fire + timedelta(days=lead_days)
-    title, content = birthday_text(series, occurrence, lead_days)
-    doc = new_reminder(birthday_id(series["_id"], series["owner_id"], due), series["owner_id"], series["kind"], {
-        "title": title, "content": content, "due_at": due, "customer_id": series["_id"],
-    }, now)
-    doc["series"] = {k: series[k] for k in ("_id", "owner_id", "birthday", "kind")}
-    doc["series"]["lead_days"] = lead_days
-    doc["series"]["tz"] = tz
-    doc["series"]["label"] = series.get("label") or ""
-    doc["series"]["company_name"] = series.get("company_name") or ""
-    return doc
+def birthday_reminder(series: dict, lead_days: int, tz: str, now: datetime) -> dict:
+    """The first reminder of a birthday series: 09:00 in the owner's time
+    zone, `lead_days` ahead of the next occurrence (today included). A
+    customer entered inside the lead window, whose birthday is still ahead,
+    is announced at once instead of only next year."""
+    occurrence, planned = rules.upcoming_birthday(series["birthday"], lead_days, tz, now)
+    return _birthday_doc(series, lead_days, tz, occurrence, planned, max(planned, now), now)
 
 
-def next_in_series(doc: dict, now: datetime) -> dict:
-    """Next year's reminder after `doc` fired (or was skipped by its user)."""
+def next_in_series(doc: dict, lead_days: int, tz: str, now: datetime) -> dict:
+    """The following year's reminder after `doc` fired (or was skipped by its
+    user), with the owner's settings as they are now: a changed lead time or
+    time zone applies from the next reminder of each series."""
     s = doc["series"]
+    year = announced_occurrence(doc).year + 1
+    month, day = rules.parse_mmdd(s["birthday"])
+    occurrence = rules.occurrence_date(month, day, year)
+    planned = rules.birthday_fire_in(s["birthday"], lead_days, tz, year)
     series = {"_id": s["_id"], "owner_id": s["owner_id"], "birthday": s["birthday"],
               "kind": s["kind"], "label": s.get("label", ""),
               "company_name": s.get("company_name", "")}
-    return birthday_reminder(series, s["lead_days"], s["tz"], doc["due_at"], now)
+    # Past already after a long downtime: it stays due then and fires late.
+    return _birthday_doc(series, lead_days, tz, occurrence, planned, planned, now)
+
+
+def announced_occurrence(doc: dict) -> date:
+    """The birthday (local date) a series reminder announces."""
+    s = doc["series"]
+    if s.get("occurrence"):
+        return date.fromisoformat(s["occurrence"])
+    # Made before the occurrence was stored: those were all due at their
+    # planned instant, `lead_days` before it.
+    return doc["due_at"].astimezone(ZoneInfo(s["tz"])).date() + timedelta(days=s["lead_days"])
+
+
+def _birthday_doc(series: dict, lead_days: int, tz: str, occurrence: date, planned: datetime,
+                  due: datetime, now: datetime) -> dict:
+    days_ahead = (occurrence - due.astimezone(ZoneInfo(tz)).date()).days
+    title, content = birthday_text(series, occurrence, days_ahead)
+    # Keyed by the planned instant, not `due`: a reminder made "now" is the
+    # same one when a redelivered event or a redone step makes it again.
+    doc = new_reminder(birthday_id(series["_id"], series["owner_id"], planned),
+                       series["owner_id"], series["kind"], {
+                           "title": title, "content": content, "due_at": due,
+                           "customer_id": series["_id"]}, now)
+    doc["series"] = {k: series[k] for k in ("_id", "owner_id", "birthday", "kind")}
+    doc["series"]["lead_days"] = lead_days
+    doc["series"]["tz"] = tz
+    doc["series"]["occurrence"] = occurrence.isoformat()
+    doc["series"]["label"] = series.get("label") or ""
+    doc["series"]["company_name"] = series.get("company_name") or ""
+    return doc
 
 
 def still_current(doc: dict, series: dict | None) -> bool:

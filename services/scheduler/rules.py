@@ -44,6 +44,7 @@ __all__ = [
     "InvalidTransition",
     "RuleError",
     "RuleValidationError",
+    "birthday_fire_in",
     "can_cancel",
     "can_edit",
     "can_transition",
@@ -55,6 +56,7 @@ __all__ = [
     "occurrence_date",
     "parse_mmdd",
     "transition",
+    "upcoming_birthday",
     "validate_escalate_after_minutes",
     "validate_lead_days",
     "validate_timezone",
@@ -258,8 +260,8 @@ def next_birthday_fire(birthday_mmdd: str, lead_days: int, tz: str, now_utc: dat
     Example: ``"01-01"``, lead 2, Asia/Shanghai fires on Dec 30 09:00 +08:00
     (01:00 UTC). If the reminder instant for this year's occurrence has
     already passed (e.g. the customer was entered the day before his
-    birthday), the result is next year's; see :func:`next_occurrence` to
-    detect that case.
+    birthday), the result is next year's; :func:`upcoming_birthday` gives
+    this year's occurrence in that case.
 
     Raises :class:`RuleValidationError` for a malformed ``MM-DD``, lead
     days out of range, an unknown time zone or a naive ``now_utc``.
@@ -290,6 +292,23 @@ def next_occurrence(birthday_mmdd: str, tz: str, now_utc: datetime) -> date:
         if when >= today:
             return when
     raise AssertionError("unreachable: an occurrence exists every year")
+
+
+def birthday_fire_in(birthday_mmdd: str, lead_days: int, tz: str, year: int) -> datetime:
+    """The reminder instant (UTC) announcing the occurrence of
+    ``birthday_mmdd`` in ``year``: 09:00 in ``tz``, ``lead_days`` before it."""
+    month, day = parse_mmdd(birthday_mmdd)
+    return _fire_instant(month, day, year, validate_lead_days(lead_days), _zone(tz))
+
+
+def upcoming_birthday(birthday_mmdd: str, lead_days: int, tz: str,
+                      now_utc: datetime) -> tuple[date, datetime]:
+    """The occurrence a new series announces first and its planned reminder
+    instant: the next occurrence, today (local) included, even when that
+    instant has already passed (a customer entered inside the lead window;
+    the caller then reminds at once rather than skip to next year)."""
+    occurrence = next_occurrence(birthday_mmdd, tz, now_utc)
+    return occurrence, birthday_fire_in(birthday_mmdd, lead_days, tz, occurrence.year)
 
 
 # --------------------------------------------------------------------------

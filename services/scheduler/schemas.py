@@ -48,7 +48,10 @@ class ReminderPatch(Strict):
 
     title: Title | None = None
     content: Content | None = None
-    due_at: AwareDatetime | None = None
+    # Not nullable (null is a 422): a reminder always has a time, and null
+    # cannot mean "keep it" here the way it does for the title. No
+    # field_validator on it: one makes strict mode refuse the JSON string.
+    due_at: AwareDatetime = Field(None, description="left out: unchanged; null is refused")
     escalate_after_minutes: EscalateMinutes | None = None
 
     @field_validator("title", "content")

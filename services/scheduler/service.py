@@ -70,10 +70,6 @@ def _setting(key: str, default: float) -> float:
     return float(config.get(key, default))
 
 
-class Busy(Conflict):
-    pass
-
-
 class Fired:
     """Reminder ids this process knows are fired (or cancelled): their queue
     entries, until purged, are skipped without a database look-up."""
@@ -192,7 +188,7 @@ class SchedulerService:
             storage.dequeue(self.db, reminder_id)
         if new["kind"] in domain.BIRTHDAY_KINDS and new.get("series"):
             # skipping this year's greeting keeps the following years
-            self._put_birthday(domain.next_in_series(new, now))
+            self._put_next_birthday(new, now)
         return domain.view(new)
 
     # ------------------------------------------------------------------
@@ -236,7 +232,7 @@ class SchedulerService:
     def fire_due(self) -> int:
         """Fire every reminder that is due now; returns how many this
         instance fired."""
-        now = self.clock.now()
+        now = self.clock.now()  # what is due; each firing reads the clock again
         lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
         late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
         batch = int(_setting("SCHEDULER_BATCH", 500))
@@ -254,14 +250,19 @@ class SchedulerService:
             try:
                 total += sum(pool.imap(
                     self._fire_one, todo[start:start + batch], itertools.repeat(owner),
-                    itertools.repeat(now), itertools.repeat(lease), itertools.repeat(late_after)))
+                    itertools.repeat(lease), itertools.repeat(late_after)))
             finally:
                 storage.unlock_all(self.db, owner)
         self._purge(entries, scanned_at)
         return total
 
-    def _fire_one(self, rid, owner, now, lease, late_after) -> int:
+    def _fire_one(self, rid, owner, lease, late_after) -> int:
         db = self.db
+        # A tick through a big backlog outlasts the lease: counted from the
+        # tick's start, the lease would run out while the lock is still held
+        # (and another instance would break it), and fired_at and `late`
+        # would hide the lag.
+        now = self.clock.now()
         try:
             if not storage.try_lock(db, rid, owner, now + lease):
                 return 0  # another instance has it (or a user is editing it)
@@ -292,7 +293,7 @@ class SchedulerService:
             storage.record_firing(db, domain.firing(doc, owner.rsplit(":", 1)[0]))
             Fired.ids.add(rid)
             if doc["kind"] in domain.BIRTHDAY_KINDS:
-                self._put_birthday(domain.next_in_series(doc, now))
+                self._put_next_birthday(doc, now)
             return 1
         except Exception:  # noqa: BLE001 - one bad reminder must not stop the others
             log.exception("firing reminder %s failed; it stays pending and is retried", rid)
@@ -332,7 +333,10 @@ class SchedulerService:
                 break
             eventlet.sleep(LOCK_RETRY_SECONDS)
         else:
-            raise Busy("busy", "the reminder is being fired or changed right now; try again")
+            # A plain Conflict: only the classes in services.common.errors are
+            # registered wherever the answer is read (the gateway imports no
+            # service module), and any other class arrives as a RemoteError, a 500.
+            raise Conflict("busy", "the reminder is being fired or changed right now; try again")
         try:
             yield
         finally:
@@ -373,16 +377,30 @@ class SchedulerService:
                 if series["active"]:
                     settings = self._settings(series["owner_id"])
                     self._put_birthday(domain.birthday_reminder(
-                        series, int(settings["birthday_lead_days"]), settings["timezone"],
-                        now, now))
+                        series, int(settings["birthday_lead_days"]), settings["timezone"], now))
             storage.save_series(self.db, series)
 
     def _cancel_quietly(self, rid, now):
         with self._locked(rid):
-            doc = storage.find_reminder(self.db, rid)
+            # merged with its firing record: one that already fired (stored
+            # pending) stays in its owner's list as fired, and his ack counts
+            doc = self._current(rid)
             if doc and doc["status"] == rules.PENDING:
                 storage.save_reminder(self.db, domain.cancelled(doc, now))
                 storage.dequeue(self.db, rid)
+
+    def _put_next_birthday(self, doc, now):
+        """Next year's reminder of a series, with its owner's settings as they
+        are now (a changed lead time or time zone applies from there on)."""
+        s = doc["series"]
+        try:
+            settings = self._settings(s["owner_id"])
+            lead_days, tz = int(settings["birthday_lead_days"]), settings["timezone"]
+        except Exception:  # noqa: BLE001 - accounts away must not end the series
+            log.warning("settings of %s unavailable; next birthday reminder with the last ones",
+                        s["owner_id"], exc_info=True)
+            lead_days, tz = s["lead_days"], s["tz"]
+        self._put_birthday(domain.next_in_series(doc, lead_days, tz, now))
 
     def _put_birthday(self, doc):
         """Insert a birthday reminder; the same one again (a redelivered

@@ -347,3 +347,55 @@ def test_feb_29_anniversary_falls_on_feb_28_then_feb_29_in_a_leap_year(rpc, cloc
                    **created("c-leap", rep, "02-29", kind="anniversary", company="上海闰年贸易有限公司"))
     eventlet.sleep(0.5)
     assert len(birthday_reminders(db_of, "c-leap", status="pending")) == 1
+
+
+def test_a_reminder_being_fired_answers_busy_and_a_null_due_at_is_refused(rpc, clock, db_of):
+    rep = make_user(rpc["accounts"], "周杰")
+    s = rpc["scheduler"]
+    r = s.create_reminder(rep, {"title": "给京东方科技集团回电话",
+                                "due_at": "2026-03-02T11:00:00+08:00"})
+    with pytest.raises(Invalid) as err:
+        s.update_reminder(rep, r["id"], {"due_at": None})
+    assert "due_at" in err.value.details["fields"]
+    # the firing loop of another instance holds the reminder's lock
+    db_of("scheduler").locks.insert_one({"_id": r["id"], "owner": "other-host:1:fire",
+                                         "until": T0 + timedelta(hours=1)})
+    with pytest.raises(Conflict) as err:
+        s.update_reminder(rep, r["id"], {"title": "改成明天"})
+    assert type(err.value) is Conflict and err.value.code == "busy"
+    with pytest.raises(Conflict) as err:
+        s.cancel_reminder(rep, r["id"])
+    assert err.value.code == "busy"
+    db_of("scheduler").locks.delete_one({"_id": r["id"]})
+    assert s.get_reminder(rep, r["id"])["status"] == "pending"
+
+
+def test_an_owner_change_leaves_the_old_owner_the_greeting_he_already_got(rpc, clock, db_of):
+    clock.advance(days=270)  # 2026-11-27
+    acc = rpc["accounts"]
+    rep = make_user(acc, "黄磊")
+    rep2 = make_user(acc, "吴敏", team_id=rep["team_id"])
+    dispatch = event_dispatcher()
+    customer_event(dispatch, "CustomerCreated", **created("c-gree", rep, "01-01",
+                                                          company="珠海格力电器股份有限公司"))
+    [first] = wait_for(lambda: birthday_reminders(db_of, "c-gree"), what="a birthday reminder")
+    clock.advance(days=33)  # 2026-12-30 09:00 Shanghai: it fires for 黄磊
+
+    def greetings(user):
+        return [n for n in inbox(rpc["notify"], user) if n["kind"] == "birthday"]
+
+    [his] = wait_for(lambda: greetings(rep), what="黄磊's greeting")
+    clock.advance(days=1)
+    customer_event(dispatch, "OwnerChanged", customer_id="c-gree", version=2,
+                   old_owner_id=rep["id"], new_owner_id=rep2["id"], old_team_id=rep["team_id"],
+                   new_team_id=rep["team_id"], reason="reassign",
+                   company_name="珠海格力电器股份有限公司", stage=25,
+                   expected_value_fen=5_000_000, status="active", birthday="01-01",
+                   birthday_label="雷总生日", birthday_kind="birthday")
+    # the birthday is tomorrow: 吴敏 hears of it at once, not next year
+    [hers] = wait_for(lambda: greetings(rep2), what="吴敏's greeting")
+    assert "1月1日（1 天后）" in hers["body"]
+    assert rpc["scheduler"].get_reminder(rep, first["_id"])["status"] == "fired"
+    rpc["notify"].acknowledge(rep, his["id"])
+    wait_for(lambda: rpc["scheduler"].get_reminder(rep, first["_id"])["status"] == "acknowledged",
+             what="黄磊's ack to reach his reminder")

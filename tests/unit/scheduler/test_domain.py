@@ -140,27 +140,87 @@ def test_series_from_events():
 
 def test_birthday_reminder_across_the_year_end_in_two_time_zones():
     s = domain.series_from_event("CustomerCreated", created())
-    sh = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW, NOW)
+    sh = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW)
     assert sh["due_at"] == datetime(2026, 12, 30, 1, 0, tzinfo=UTC)
     assert sh["title"] == "客户生日：上海恒通贸易有限公司"
     assert sh["content"].startswith("王总生日 1月1日（2 天后）")
-    ny = domain.birthday_reminder({**s, "owner_id": "rep2"}, 2, "America/New_York", NOW, NOW)
+    ny = domain.birthday_reminder({**s, "owner_id": "rep2"}, 2, "America/New_York", NOW)
     assert ny["due_at"] == datetime(2026, 12, 30, 14, 0, tzinfo=UTC)
     assert ny["_id"] != sh["_id"]  # one per owner and instant
-    nxt = domain.next_in_series({**sh, "fired_at": sh["due_at"]}, sh["due_at"])
+    nxt = domain.next_in_series({**sh, "fired_at": sh["due_at"]}, 2, "Asia/Shanghai",
+                                sh["due_at"])
     assert nxt["due_at"] == datetime(2027, 12, 30, 1, 0, tzinfo=UTC)
-    assert nxt["series"] == sh["series"]
+    assert nxt["series"] == {**sh["series"], "occurrence": "2028-01-01"}
 
 
 def test_feb_29_anniversary_and_staleness():
     s = domain.series_from_event("CustomerCreated", created(
         birthday="02-29", birthday_kind="anniversary", birthday_label="成立纪念日"))
-    doc = domain.birthday_reminder(s, 0, "Asia/Shanghai", NOW, NOW)
+    doc = domain.birthday_reminder(s, 0, "Asia/Shanghai", NOW)
     assert doc["kind"] == "anniversary"
     assert doc["due_at"] == datetime(2027, 2, 28, 1, 0, tzinfo=UTC)
-    assert "2月28日" in doc["content"]
-    assert domain.next_in_series(doc, NOW)["due_at"] == datetime(2028, 2, 29, 1, 0, tzinfo=UTC)
+    assert "2月28日（今天）" in doc["content"]
+    nxt = domain.next_in_series(doc, 0, "Asia/Shanghai", NOW)
+    assert nxt["due_at"] == datetime(2028, 2, 29, 1, 0, tzinfo=UTC)
     assert domain.still_current(doc, s)
     assert not domain.still_current(doc, {**s, "owner_id": "rep9"})
     assert not domain.still_current(doc, {**s, "active": False})
     assert not domain.still_current(doc, None)
+
+
+def test_next_in_series_takes_the_owners_current_lead_time_and_time_zone():
+    s = domain.series_from_event("CustomerCreated", created())
+    doc = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW)  # 2026-12-30, for 2027-01-01
+    nxt = domain.next_in_series(doc, 10, "Europe/Berlin", doc["due_at"])
+    assert nxt["due_at"] == datetime(2027, 12, 22, 8, 0, tzinfo=UTC)  # 09:00 CET
+    assert nxt["series"]["lead_days"] == 10 and nxt["series"]["tz"] == "Europe/Berlin"
+    assert "1月1日（10 天后）" in nxt["content"]
+    # a lead cut to 0 announces 2028's birthday, never 2027's a second time
+    assert domain.next_in_series(doc, 0, "Asia/Shanghai", doc["due_at"])["due_at"] == datetime(
+        2028, 1, 1, 1, 0, tzinfo=UTC)
+
+
+def test_next_in_series_of_a_reminder_stored_before_occurrences_were():
+    s = domain.series_from_event("CustomerCreated", created())
+    doc = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW)
+    del doc["series"]["occurrence"]
+    assert domain.announced_occurrence(doc).isoformat() == "2027-01-01"
+    nxt = domain.next_in_series(doc, 2, "Asia/Shanghai", doc["due_at"])
+    assert nxt["due_at"] == datetime(2027, 12, 30, 1, 0, tzinfo=UTC)
+
+
+def shanghai(y, m, d, hh=10):
+    return datetime(y, m, d, hh - 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("entered", "birthday", "lead", "text"), [
+    (shanghai(2026, 6, 9), "06-10", 2, "6月10日（1 天后）"),
+    (shanghai(2026, 6, 10, 15), "06-10", 2, "6月10日（今天）"),
+    (shanghai(2026, 12, 31), "01-01", 2, "1月1日（1 天后）"),  # across the year end
+    (shanghai(2026, 12, 25), "01-01", 30, "1月1日（7 天后）"),
+    (shanghai(2027, 2, 27), "02-29", 2, "2月28日（1 天后）"),  # not a leap year
+    (shanghai(2028, 2, 28), "02-29", 2, "2月29日（1 天后）"),  # a leap year
+])
+def test_a_customer_entered_inside_the_lead_window_is_announced_now(entered, birthday, lead, text):
+    s = domain.series_from_event("CustomerCreated", created(birthday=birthday))
+    doc = domain.birthday_reminder(s, lead, "Asia/Shanghai", entered)
+    assert doc["due_at"] == entered
+    assert text in doc["content"]
+    # the same reminder if the step is redone a little later (a redelivered event)
+    again = domain.birthday_reminder(s, lead, "Asia/Shanghai", entered + timedelta(minutes=3))
+    assert again["_id"] == doc["_id"]
+    # and after it, the following year's on time
+    nxt = domain.next_in_series(doc, lead, "Asia/Shanghai", entered)
+    occurrence = domain.announced_occurrence(doc)
+    assert domain.announced_occurrence(nxt).year == occurrence.year + 1
+    assert nxt["due_at"] > entered + timedelta(days=300)
+
+
+def test_a_birthday_already_past_this_year_waits_for_next_year():
+    s = domain.series_from_event("CustomerCreated", created(birthday="06-10"))
+    doc = domain.birthday_reminder(s, 2, "Asia/Shanghai", shanghai(2026, 6, 11, 9))
+    assert doc["due_at"] == datetime(2027, 6, 8, 1, 0, tzinfo=UTC)
+    assert "6月10日（2 天后）" in doc["content"]
+    # in New York it is still June 10th (20:00 on the 10th there)
+    ny = domain.birthday_reminder(s, 2, "America/New_York", shanghai(2026, 6, 11, 9))
+    assert ny["due_at"] == shanghai(2026, 6, 11, 9) and "（今天）" in ny["content"]

@@ -1,0 +1,267 @@
+"""The scheduler service's steps (firing, editing, birthday series) one by one,
+on a real FerretDB database of the test's own, with the clock and accounts
+injected (no broker: the steps are called directly)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from nameko.exceptions import deserialize, serialize
+from nameko.testing.services import worker_factory
+
+from services.common.clock import FrozenClock
+from services.common.errors import Conflict, Invalid
+from services.common.rpc import Unavailable
+from services.scheduler import service as scheduler_service
+from services.scheduler import storage
+from services.scheduler.service import Fired, SchedulerService
+
+T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+ZHANG = {"id": "u-zhangwei", "role": "rep", "team_id": "t1", "name": "张伟"}
+LI = {"id": "u-lina", "role": "rep", "team_id": "t1", "name": "李娜"}
+
+
+class TickingClock(FrozenClock):
+    """Moves `step` forward after every reading: a tick that takes time."""
+
+    def __init__(self, at, step):
+        super().__init__(at)
+        self.step = step
+
+    def now(self):
+        at = self._at
+        self._at += self.step
+        return at
+
+
+_db = {}
+
+
+@pytest.fixture(autouse=True)
+def _scheduler_db(db_of):
+    db = db_of("scheduler")
+    storage.ensure_indexes(db)
+    _db["db"] = db
+    yield
+    _db.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch):
+    Fired.ids.clear()
+    monkeypatch.setattr(scheduler_service, "LOCK_RETRY_SECONDS", 0)
+    yield
+    Fired.ids.clear()
+
+
+def make_scheduler(clock, settings=None):
+    """`settings`: user id -> his stored settings (changed by the test)."""
+    settings = {} if settings is None else settings
+    svc = worker_factory(SchedulerService, db=_db["db"], clock=clock)
+    svc.accounts.get_users.side_effect = lambda ids: {
+        i: {"id": i, "settings": settings.get(i, {})} for i in ids}
+    return svc
+
+
+def due_events(svc):
+    return [call.args[1] for call in svc.dispatch.call_args_list
+            if call.args[0] == "ReminderDue"]
+
+
+# --------------------------------------------------------------------------
+# a reminder being fired is busy, and says so with a 409
+
+
+def test_a_reminder_locked_by_the_firing_loop_answers_busy_as_a_conflict_over_rpc():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    r = svc.create_reminder(ZHANG, {"title": "给华为技术有限公司王经理回电话",
+                                    "due_at": (T0 + timedelta(hours=1)).isoformat()})
+    svc.db.locks.insert_one({"_id": r["id"], "owner": "other-instance:fire",
+                             "until": T0 + timedelta(seconds=30)})
+    for attempt in (lambda: svc.update_reminder(ZHANG, r["id"], {"title": "改期"}),
+                    lambda: svc.cancel_reminder(ZHANG, r["id"])):
+        with pytest.raises(Conflict) as err:
+            attempt()
+        # what the gateway gets back over RPC: a Conflict (409), not a
+        # RemoteError (500) of a class only the scheduler knows
+        back = deserialize(serialize(err.value))
+        assert type(back) is Conflict
+        assert back.code == "busy" and back.status == 409
+    assert svc.get_reminder(ZHANG, r["id"])["status"] == "pending"
+
+
+# --------------------------------------------------------------------------
+# PATCH with a null due_at
+
+
+def test_patch_with_a_null_due_at_is_a_422_naming_the_field():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    r = svc.create_reminder(ZHANG, {"title": "拜访上海浦东发展银行",
+                                    "due_at": (T0 + timedelta(hours=2)).isoformat()})
+    with pytest.raises(Invalid) as err:
+        svc.update_reminder(ZHANG, r["id"], {"due_at": None, "title": "拜访浦发银行"})
+    assert "due_at" in err.value.details["fields"]
+    kept = svc.get_reminder(ZHANG, r["id"])
+    assert kept["due_at"] == r["due_at"] and kept["title"] == "拜访上海浦东发展银行"
+    # leaving it out keeps the time
+    moved = svc.update_reminder(ZHANG, r["id"], {"title": "拜访浦发银行"})
+    assert moved["due_at"] == r["due_at"] and moved["title"] == "拜访浦发银行"
+
+
+# --------------------------------------------------------------------------
+# a long tick: each firing reads the clock
+
+
+def test_each_firing_of_a_long_tick_takes_its_own_time_lease_and_lateness(monkeypatch):
+    # A backlog of three, due at T0; firing each takes 40 s.
+    clock = TickingClock(T0, timedelta(seconds=40))
+    svc = make_scheduler(clock)
+    for i, who in enumerate(("刘洋", "陈静", "杨帆")):
+        svc.db.reminders.insert_one({
+            "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访{who}",
+            "content": "", "due_at": T0, "customer_id": None, "escalate_after_minutes": 0,
+            "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
+        svc.db.queue.insert_one({"_id": f"r-{i}", "due_at": T0, "queued_at": T0})
+    leases = {}
+    real_try_lock = scheduler_service.storage.try_lock
+
+    def try_lock(db, key, owner, until):
+        leases[key] = until
+        return real_try_lock(db, key, owner, until)
+
+    monkeypatch.setattr(scheduler_service.storage, "try_lock", try_lock)
+    assert svc.fire_due() == 3
+
+    fired = {e["reminder_id"]: e for e in due_events(svc)}
+    fired_at = sorted(datetime.fromisoformat(e["fired_at"]) for e in fired.values())
+    assert fired_at == [T0 + timedelta(seconds=40 * n) for n in (1, 2, 3)]
+    # late (more than 60 s after due) is what the user saw, not the tick's start
+    assert sorted(e["late"] for e in fired.values()) == [False, True, True]
+    for rid, event in fired.items():
+        # the lease runs from when the reminder was locked
+        assert leases[rid] == datetime.fromisoformat(event["fired_at"]) + timedelta(seconds=30)
+        assert svc.get_reminder(ZHANG, rid)["fired_at"] == event["fired_at"]
+
+
+# --------------------------------------------------------------------------
+# birthday series
+
+
+def created(customer_id, owner, birthday, version=1, **over):
+    return {"customer_id": customer_id, "version": version, "company_name": "北京小米科技有限责任公司",
+            "owner_id": owner["id"], "team_id": owner["team_id"], "status": "active",
+            "birthday": birthday, "birthday_label": "雷总生日", "birthday_kind": "birthday",
+            **over}
+
+
+def birthday_docs(svc, customer_id, **flt):
+    docs = [svc._current(d["_id"]) for d in svc.db.reminders.find({"customer_id": customer_id})]
+    return sorted((d for d in docs if all(d.get(k) == v for k, v in flt.items())),
+                  key=lambda d: d["due_at"])
+
+
+def test_a_changed_lead_time_and_time_zone_apply_from_the_next_birthday_reminder():
+    clock = FrozenClock(T0)
+    settings = {ZHANG["id"]: {"birthday_lead_days": 2, "timezone": "Asia/Shanghai"}}
+    svc = make_scheduler(clock, settings)
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "01-01"))
+    [first] = birthday_docs(svc, "c-xiaomi")
+    assert first["due_at"] == datetime(2026, 12, 30, 1, 0, tzinfo=UTC)
+    # 张伟 moves to New York and wants five days' notice
+    settings[ZHANG["id"]] = {"birthday_lead_days": 5, "timezone": "America/New_York"}
+    clock.advance(days=33)  # 2026-12-30 01:00 UTC
+    assert svc.fire_due() == 1
+    [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
+    assert nxt["due_at"] == datetime(2027, 12, 27, 14, 0, tzinfo=UTC)  # 09:00 EST
+    assert "1月1日（5 天后）" in nxt["content"]
+
+
+def test_a_shorter_lead_time_does_not_announce_the_same_birthday_twice():
+    clock = FrozenClock(T0)
+    settings = {ZHANG["id"]: {"birthday_lead_days": 30}}
+    svc = make_scheduler(clock, settings)
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "01-01"))
+    [first] = birthday_docs(svc, "c-xiaomi")
+    assert first["due_at"] == datetime(2026, 12, 2, 1, 0, tzinfo=UTC)  # for Jan 1st 2027
+    settings[ZHANG["id"]] = {"birthday_lead_days": 0}
+    clock.advance(days=5)
+    assert svc.fire_due() == 1
+    [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
+    # Jan 1st 2027 was announced already: the next one is 2028's, on the day
+    assert nxt["due_at"] == datetime(2028, 1, 1, 1, 0, tzinfo=UTC)
+    assert "1月1日（今天）" in nxt["content"]
+
+
+def test_skipping_this_years_greeting_schedules_next_year_with_the_current_settings():
+    clock = FrozenClock(T0)
+    settings = {ZHANG["id"]: {"birthday_lead_days": 2}}
+    svc = make_scheduler(clock, settings)
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "01-01"))
+    [first] = birthday_docs(svc, "c-xiaomi")
+    settings[ZHANG["id"]] = {"birthday_lead_days": 7}
+    assert svc.cancel_reminder(ZHANG, first["_id"])["status"] == "cancelled"
+    [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
+    assert nxt["due_at"] == datetime(2027, 12, 25, 1, 0, tzinfo=UTC)
+
+
+def test_accounts_away_when_a_birthday_fires_keeps_the_series_with_its_last_settings():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock, {ZHANG["id"]: {"birthday_lead_days": 3}})
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "01-01"))
+    svc.accounts.get_users.side_effect = Unavailable("service_unavailable", "accounts is down")
+    clock.advance(days=33)
+    assert svc.fire_due() == 1
+    [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
+    assert nxt["due_at"] == datetime(2027, 12, 29, 1, 0, tzinfo=UTC)
+
+
+def test_an_owner_change_and_abandonment_leave_fired_birthday_reminders_fired():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "01-01"))
+    clock.advance(days=33)  # 2026-12-30 09:00 Shanghai: 张伟's reminder fires
+    assert svc.fire_due() == 1
+    [fired] = birthday_docs(svc, "c-xiaomi", user_id=ZHANG["id"], status="fired")
+    clock.advance(days=1)
+    svc.on_owner_changed({**created("c-xiaomi", ZHANG, "01-01", version=2),
+                          "new_owner_id": LI["id"], "old_owner_id": ZHANG["id"]})
+    # 张伟's list still shows the greeting he got, and his ack counts
+    assert svc.get_reminder(ZHANG, fired["_id"])["status"] == "fired"
+    # only his next year's reminder, never sent, is cancelled
+    listed = svc.list_reminders(ZHANG, {"status": "cancelled"})["items"]
+    assert [x["due_at"] for x in listed] == ["2027-12-30T01:00:00+00:00"]
+    svc.on_notification_acknowledged({"notification_id": "n-zhang-1",
+                                      "reminder_id": fired["_id"]})
+    assert svc.get_reminder(ZHANG, fired["_id"])["status"] == "acknowledged"
+    # 李娜 now owns him: his birthday is still ahead, so she is told at once
+    [hers] = birthday_docs(svc, "c-xiaomi", user_id=LI["id"])
+    assert hers["status"] == "pending" and hers["due_at"] == clock.now()
+    assert svc.fire_due() == 1
+    assert svc.get_reminder(LI, hers["_id"])["status"] == "fired"
+    # abandoned to the pool: what fired stays fired, next year's is cancelled
+    svc.on_customer_abandoned({"customer_id": "c-xiaomi", "version": 3,
+                               "owner_id": LI["id"], "status": "pool"})
+    assert svc.get_reminder(LI, hers["_id"])["status"] == "fired"
+    assert [d["status"] for d in birthday_docs(svc, "c-xiaomi", user_id=LI["id"])] == [
+        "fired", "cancelled"]
+    assert birthday_docs(svc, "c-xiaomi", status="pending") == []
+
+
+def test_a_customer_entered_inside_the_lead_window_is_announced_at_once_and_once_only():
+    entered = datetime(2026, 6, 9, 2, 0, tzinfo=UTC)  # June 9th, 10:00 in Shanghai
+    clock = FrozenClock(entered)
+    svc = make_scheduler(clock)
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "06-10"))
+    [now] = birthday_docs(svc, "c-xiaomi")
+    assert now["due_at"] == entered and "6月10日（1 天后）" in now["content"]
+    assert svc.fire_due() == 1
+    assert due_events(svc)[0]["late"] is False
+    # the same event again adds nothing; the next is next year's, on time
+    svc.on_customer_created(created("c-xiaomi", ZHANG, "06-10"))
+    clock.advance(hours=1)
+    assert svc.fire_due() == 0
+    [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
+    assert nxt["due_at"] == datetime(2027, 6, 8, 1, 0, tzinfo=UTC)
