@@ -137,10 +137,10 @@ class IntegrityRpc:
             return
         if not storage.customer_exists(self.db, new_parent):
             raise Invalid.fields({"changes.referred_by": "no such customer"})
-        chain, _ = referrals.collect_ancestors(
-            new_parent, lambda cid: store.referral_parent(self.db, cid))
-        if referrals.would_cycle(customer_id, new_parent, [d["_id"] for d in chain]):
-            raise Invalid.fields({"changes.referred_by": "would make a referral cycle"})
+        refusal = referrals.referrer_refusal(
+            customer_id, new_parent, lambda cid: store.referral_parent(self.db, cid))
+        if refusal:
+            raise Invalid.fields({"changes.referred_by": refusal})
 
     def _guard_matches(self, held: dict, exclude: str) -> list[dict]:
         ids = [c["customer_id"] for claims in held.values() for c in claims]

@@ -62,6 +62,24 @@ def would_cycle(customer_id: str, new_parent_id: str | None,
     return new_parent_id == customer_id or customer_id in ancestor_ids_of_new_parent
 
 
+# A cycle check has to see the whole chain above the new referrer, so it walks
+# much further than a display of the ancestors does.
+MAX_CHAIN_CHECKED = 10000
+
+
+def referrer_refusal(customer_id: str, new_parent_id: str | None,
+                     parent_of: Callable[[str], Mapping | None]) -> str | None:
+    """Why `customer.referred_by = new_parent` is refused, or None."""
+    if new_parent_id is None:
+        return None
+    chain, truncated = collect_ancestors(new_parent_id, parent_of, MAX_CHAIN_CHECKED)
+    if would_cycle(customer_id, new_parent_id, [d["_id"] for d in chain]):
+        return "would make a referral cycle"
+    if truncated:
+        return "the referral chain above it is too long to check for a cycle"
+    return None
+
+
 @dataclass
 class Descendants:
     children: dict[str, list[Mapping]] = field(default_factory=dict)

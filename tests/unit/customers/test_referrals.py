@@ -138,6 +138,22 @@ def test_cycle_check():
     assert not referrals.would_cycle("a", None, [])
 
 
+def test_a_cycle_through_a_chain_longer_than_the_display_bound_is_still_refused():
+    # n0 <- n1 <- ... <- n299: making n0 referred by n299 closes a loop 300 long
+    links = {f"n{i}": (f"n{i - 1}" if i else None) for i in range(300)}
+    forest = Forest(links)
+    assert referrals.referrer_refusal("n0", "n299", forest.parent_of) == \
+        "would make a referral cycle"
+    assert referrals.referrer_refusal("x", "n299", forest.parent_of) is None
+    assert referrals.referrer_refusal("n0", None, forest.parent_of) is None
+
+
+def test_a_chain_too_long_to_check_is_refused(monkeypatch):
+    monkeypatch.setattr(referrals, "MAX_CHAIN_CHECKED", 10)
+    links = {f"n{i}": (f"n{i - 1}" if i else None) for i in range(30)}
+    assert "too long" in referrals.referrer_refusal("x", "n29", Forest(links).parent_of)
+
+
 def test_clamp():
     assert referrals.clamp(None, 10, 50) == 10
     assert referrals.clamp(500, 10, 50) == 50
