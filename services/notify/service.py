@@ -204,10 +204,13 @@ class NotifyService:
         tz = (user.get("settings") or {}).get("timezone") or user.get("timezone")
         now = self.clock.now()
         delivery = domain.new_delivery(doc, user.get("phone"), domain.sms_text(doc, tz), now)
+        # The attempt entry goes first: a worker that dies right after claiming
+        # the delivery leaves it to the retry loop, not stuck in "sending" (the
+        # redelivered event finds the delivery claimed and stops).
+        storage.ensure_retry(self.db, nid, now)
         if not storage.claim_delivery(self.db, delivery):
             return  # this notification's SMS is already someone's
         if delivery["status"] == domain.SENDING:
-            storage.schedule_retry(self.db, nid, now)
             self._attempt(nid)
 
     @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5)

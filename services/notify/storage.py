@@ -141,6 +141,12 @@ def schedule_retry(db: Database, nid: str, due_at: datetime) -> None:
     db.retries.replace_one({"_id": nid}, {"_id": nid, "due_at": due_at}, upsert=True)
 
 
+def ensure_retry(db: Database, nid: str, due_at: datetime) -> None:
+    """An attempt entry unless there is one: a running attempt's lease is left
+    alone, so no second worker can take the same delivery."""
+    db.retries.update_one({"_id": nid}, {"$setOnInsert": {"due_at": due_at}}, upsert=True)
+
+
 def drop_retry(db: Database, nid: str) -> None:
     db.retries.delete_one({"_id": nid})
 

@@ -190,6 +190,44 @@ def test_a_webhook_that_never_answers_well_leaves_a_failed_delivery_in_the_inbox
             assert len(hook.received) == 4
 
 
+def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop(
+        container_factory, service_config, clock, monkeypatch):  # noqa: F811
+    from services.notify import service as notify_service
+
+    real_claim = notify_service.storage.claim_delivery
+    crashes = []
+
+    def claim_then_die(db, delivery):
+        claimed = real_claim(db, delivery)
+        if claimed and not crashes:
+            crashes.append(delivery["_id"])
+            raise RuntimeError("the worker died after claiming the delivery")
+        return claimed
+
+    monkeypatch.setattr(notify_service.storage, "claim_delivery", claim_then_die)
+    monkeypatch.setattr("services.common.events.REQUEUE_PAUSE_SECONDS", 0.05)
+    with webhook(200) as hook:
+        config = {**service_config, "SCHEDULER_TICK_SECONDS": 0.05,
+                  "SMS_RETRY_TICK_SECONDS": 0.05, "SMS_PROVIDER": "webhook",
+                  "SMS_WEBHOOK_URL": hook.url}
+        stack, rpc = start(container_factory, config)
+        with stack:
+            rep = make_user(rpc["accounts"], "陈静", phone="13800138009")
+            rpc["scheduler"].create_reminder(rep, {
+                "title": "确认比亚迪样品签收", "due_at": (T0 + timedelta(minutes=1)).isoformat(),
+                "escalate_after_minutes": 0.5})
+            clock.advance(minutes=1)
+            n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
+            clock.advance(seconds=30)
+            item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
+                            ["sms"]["status"] == "sent" and x, what="sent after the crash")
+            assert crashes == [n["id"]]
+            assert len(item["sms"]["attempts"]) == 1
+            clock.advance(minutes=5)
+            eventlet.sleep(0.3)
+            assert [body["to"] for _, body in hook.received] == ["+8613800138009"]
+
+
 def test_user_without_phone_gets_no_sms_but_a_visible_reason(
         hook_and_services, clock):  # noqa: F811
     hook, rpc = hook_and_services
