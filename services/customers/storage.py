@@ -78,6 +78,8 @@ from services.customers.domain import is_name_key, split_name_key
 AUDIT_APPEND_ATTEMPTS = 100
 NAME_CLAIM_ATTEMPTS = 50
 MAX_STREAM_ENTRIES = 10000
+# A name log is read this many entries a query (most logs have one or two).
+STREAM_READ_BATCH = 8
 NAME_TERM_SLOTS = 8
 NAME_TERM_SHARDS = 8
 
@@ -151,15 +153,18 @@ def read_stream(db: Database, stream: str) -> list[dict]:
     A log longer than MAX_STREAM_ENTRIES is refused with a 409 rather than
     cut short: a decision on part of the log could miss a claim."""
     entries = []
-    for seq in itertools.count(1):
-        doc = db.name_claims.find_one({"_id": f"{stream}#{seq}"})
-        if doc is None:
-            return entries
-        if seq > MAX_STREAM_ENTRIES:
-            raise Conflict("name_log_full",
-                           "this company name has too many claim records to be decided; "
-                           "an admin has to look at it")
-        entries.append(doc)
+    for first in itertools.count(1, STREAM_READ_BATCH):
+        ids = [f"{stream}#{seq}" for seq in range(first, first + STREAM_READ_BATCH)]
+        found = {d["_id"]: d for d in db.name_claims.find({"_id": {"$in": ids}})}
+        for seq, entry_id in enumerate(ids, start=first):
+            doc = found.get(entry_id)
+            if doc is None:
+                return entries
+            if seq > MAX_STREAM_ENTRIES:
+                raise Conflict("name_log_full",
+                               "this company name has too many claim records to be decided; "
+                               "an admin has to look at it")
+            entries.append(doc)
 
 
 def _active_claims(entries: list[dict]) -> list[dict]:
@@ -342,13 +347,11 @@ def find_customer(db: Database, customer_id: str) -> dict | None:
 
 
 def find_customers(db: Database, ids: Iterable[str]) -> dict[str, dict]:
-    """By id; one lookup per id (the few ids of a duplicate check)."""
-    out = {}
-    for cid in dict.fromkeys(ids):
-        doc = db.customers.find_one({"_id": cid})
-        if doc is not None:
-            out[cid] = doc
-    return out
+    """By id, in one indexed $in (the few ids of a duplicate check)."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    return {d["_id"]: d for d in db.customers.find({"_id": {"$in": ids}})}
 
 
 def customer_exists(db: Database, customer_id: str) -> bool:
@@ -410,15 +413,17 @@ def unindex_name(db: Database, customer_id: str, core: str, region: str,
 
 
 def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:
-    """Every filed posting of the terms ({c, k, r}): one lookup by _id per slot."""
-    out: list[dict] = []
+    """Every filed posting of the terms ({c, k, r}): every slot of the terms
+    of one shard in one indexed $in, so a check costs at most one query a
+    shard whatever the number of customers."""
+    slots: dict[str, list[str]] = {}
     for term in dict.fromkeys(terms):
-        coll = terms_collection(db, term)
-        for slot in range(NAME_TERM_SLOTS):
-            doc = coll.find_one({"_id": f"{term}#{slot}"})
-            if doc is not None:
-                out.append(doc)
-    return out
+        slots.setdefault(terms_collection(db, term).name, []).extend(
+            f"{term}#{slot}" for slot in range(NAME_TERM_SLOTS))
+    by_id = {}
+    for shard, ids in slots.items():
+        by_id.update((d["_id"], d) for d in db[shard].find({"_id": {"$in": ids}}))
+    return [by_id[i] for ids in slots.values() for i in ids if i in by_id]
 
 
 # ---------------------------------------------------------------- follow-ups
@@ -441,7 +446,10 @@ def list_followups(db: Database, customer_id: str, skip: int,
 
 
 def shared_phones(db: Database, phones: Iterable[str]) -> set[str]:
-    return {p for p in dict.fromkeys(phones) if db.shared_phones.find_one({"_id": p})}
+    phones = list(dict.fromkeys(phones))
+    if not phones:
+        return set()
+    return {d["_id"] for d in db.shared_phones.find({"_id": {"$in": phones}}, {"_id": 1})}
 
 
 def mark_shared_phone(db: Database, phone: str, note: str | None, actor: Mapping,
