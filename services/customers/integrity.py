@@ -700,8 +700,11 @@ class IntegrityRpc:
         found = referrals.collect_descendants(customer_id, source.children_of, depth, limit)
         asked = source.counts([*found.count_needed, *(d["_id"] for d in chain)])
         counts = referrals.referred_counts(found, asked)
-        tree, truncated = referrals.build_tree(root, found, counts, _node)
-        ancestors = [{**_node(d), "referred_count": asked.get(d["_id"], 0)} for d in chain]
+        def node(d: dict) -> dict:
+            return _node(d, lc.may_see(actor, d))
+
+        tree, truncated = referrals.build_tree(root, found, counts, node)
+        ancestors = [{**node(d), "referred_count": asked.get(d["_id"], 0)} for d in chain]
         return {"ancestors": ancestors, "tree": tree, "truncated": truncated}
 
     # -------------------------------------------------------------- audit
@@ -795,8 +798,11 @@ def _audit_out(d: dict) -> dict:
             "action": d["action"], "before": d.get("before"), "after": d.get("after")}
 
 
-def _node(d: dict) -> dict:
+def _node(d: dict, visible: bool) -> dict:
+    """A customer in a referral tree. One the caller may not open shows what a
+    duplicate match shows (id, name, owner), not how far its deal has come."""
     owner = _user_ref(d.get("owner_id"), d.get("owner_name"))
     return {"id": d["_id"], "company_name": d.get("company_name"), "owner": owner,
-            "stage": d.get("stage"), "status": d.get("status")}
+            "stage": d.get("stage") if visible else None, "status": d.get("status"),
+            "visible": visible}
 

@@ -221,8 +221,9 @@ class NodeCustomer(BaseModel):
     id: str
     company_name: str | None
     owner: UserRef | None
-    stage: int | None
+    stage: int | None = Field(description="null for a customer the caller may not open")
     status: str | None
+    visible: bool = Field(description="the caller may open this customer")
     referred_count: int = Field(description="customers this one referred")
 
 

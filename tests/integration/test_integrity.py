@@ -550,6 +550,26 @@ def test_referral_tree_ancestors_counts_and_no_cycle(strategy, rpc, people):
     assert customers.referrals(zhang, c["id"])["tree"]["customer"]["referred_count"] == 1
 
 
+def test_a_referral_tree_shows_other_reps_customers_as_a_match_does(rpc, people):
+    customers, _ = rpc
+    zhang, zhao = people["zhang"], people["zhao"]
+    root = customers.create(zhang, {"company_name": "珠海格力电器股份有限公司", "stage": 50})
+    theirs = customers.create(zhao, {"company_name": "天津海尔洗衣机有限公司",
+                                     "referred_by": root["id"], "stage": 75})
+    mine = customers.create(zhang, {"company_name": "宁波方太厨具有限公司",
+                                    "referred_by": root["id"], "stage": 25})
+    kids = {n["customer"]["id"]: n["customer"]
+            for n in customers.referrals(zhang, root["id"])["tree"]["children"]}
+    assert kids[mine["id"]]["stage"] == 25 and kids[mine["id"]]["visible"]
+    other = kids[theirs["id"]]
+    assert other["company_name"] == "天津海尔洗衣机有限公司" and other["owner"]["name"] == "赵磊"
+    assert other["stage"] is None and other["visible"] is False
+    up = customers.referrals(zhao, theirs["id"])["ancestors"][0]
+    assert up["id"] == root["id"] and up["stage"] is None and not up["visible"]
+    admin_view = customers.referrals(people["admin"], root["id"])["tree"]["children"]
+    assert {n["customer"]["stage"] for n in admin_view} == {25, 75}
+
+
 # ------------------------------------------------------------------- audit
 
 
