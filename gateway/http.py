@@ -167,7 +167,14 @@ def read_body(request: Request) -> bytes:
     limit = int(config.get("MAX_BODY_BYTES", 1048576))
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge("payload_too_large", f"the body is larger than {limit} bytes")
-    data = request.stream.read(limit + 1)
+    stream = request.stream
+    if request.content_length is None and "chunked" in request.headers.get(
+            "Transfer-Encoding", "").lower():
+        # werkzeug reads a body without a length as empty unless the server
+        # says it ends the input (eventlet does not); eventlet's input decodes
+        # the chunks itself, and reading at most limit + 1 bytes still caps it.
+        stream = request.environ["wsgi.input"]
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge("payload_too_large", f"the body is larger than {limit} bytes")
     return data

@@ -204,6 +204,23 @@ def test_body_is_capped(api, admin):
     assert_error(r, 413, "payload_too_large")
 
 
+def test_a_chunked_body_is_read_and_capped(api, admin):
+    # a body of unknown length (Transfer-Encoding: chunked), as streaming
+    # clients send it
+    def chunks(*parts):
+        yield from parts
+
+    r = api.post("/api/teams", admin.token, data=chunks(b'{"name": ',
+                                                         '"华东销售三部"}'.encode()),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "华东销售三部"
+    r = api.post("/api/teams", admin.token,
+                 data=chunks(b'{"name": "', *([b"a" * 100_000] * 20), b'"}'),
+                 headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "payload_too_large")
+
+
 @pytest.mark.parametrize("sig,group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
                          ids=["SIGTERM to make", "Ctrl-C"])
 def test_make_run_stops_every_process_within_10s(sig, group):
