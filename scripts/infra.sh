@@ -151,6 +151,12 @@ start_ferret() {
     fi
     log "ferretdb is running an older build: restarting it"
     stop_ferret
+    if ferret_up; then
+      # Not ours to stop (started from another data directory, e.g. another
+      # clone): starting a second one would only fail to bind the port.
+      log "a FerretDB not started from $DATA answers on port $MONGO_PORT: using it"
+      return 0
+    fi
   fi
   log "starting ferretdb on 127.0.0.1:$MONGO_PORT"
   mkdir -p "$DATA/ferretdb" "$DATA/log"
