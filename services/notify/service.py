@@ -212,6 +212,8 @@ class NotifyService:
             return  # this notification's SMS is already someone's
         if delivery["status"] == domain.SENDING:
             self._attempt(nid)
+        else:
+            storage.drop_retry(self.db, nid)  # nothing to send (no phone)
 
     @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5)
     def retry_due(self):

@@ -67,6 +67,12 @@ def webhook(*statuses):
         server.server_close()
 
 
+def fast(service_config, hook, **extra) -> dict:
+    """Ticking fast, SMS to the local webhook `hook`."""
+    return {**service_config, "SCHEDULER_TICK_SECONDS": 0.05, "SMS_RETRY_TICK_SECONDS": 0.05,
+            "SMS_PROVIDER": "webhook", "SMS_WEBHOOK_URL": hook.url, **extra}
+
+
 def start(container_factory, config):
     for cls in (AccountsService, SchedulerService, NotifyService):
         container_factory(cls, config).start()
@@ -78,10 +84,8 @@ def start(container_factory, config):
 @pytest.fixture
 def hook_and_services(container_factory, service_config, clock):  # noqa: F811
     with webhook(500, 503, 200) as hook:
-        config = {**service_config, "SCHEDULER_TICK_SECONDS": 0.05,
-                  "SMS_RETRY_TICK_SECONDS": 0.05, "SMS_PROVIDER": "webhook",
-                  "SMS_WEBHOOK_URL": hook.url, "SMS_BASE_DELAY_SECONDS": 2,
-                  "NOTIFY_USER_CACHE_SECONDS": 0}
+        config = fast(service_config, hook, SMS_BASE_DELAY_SECONDS=2,
+                      NOTIFY_USER_CACHE_SECONDS=0)
         stack, rpc = start(container_factory, config)
         with stack:
             yield hook, rpc
@@ -166,10 +170,7 @@ def test_acknowledging_in_time_means_no_sms_and_marks_the_reminder(
 def test_a_webhook_that_never_answers_well_leaves_a_failed_delivery_in_the_inbox(
         container_factory, service_config, clock, db_of):  # noqa: F811
     with webhook(502) as hook:
-        config = {**service_config, "SCHEDULER_TICK_SECONDS": 0.05,
-                  "SMS_RETRY_TICK_SECONDS": 0.05, "SMS_PROVIDER": "webhook",
-                  "SMS_WEBHOOK_URL": hook.url, "SMS_BASE_DELAY_SECONDS": 1,
-                  "SMS_MAX_ATTEMPTS": 4}
+        config = fast(service_config, hook, SMS_BASE_DELAY_SECONDS=1, SMS_MAX_ATTEMPTS=4)
         stack, rpc = start(container_factory, config)
         with stack:
             rep = make_user(rpc["accounts"], "王芳", phone="+86 139 0000 1111")
@@ -207,9 +208,7 @@ def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop
     monkeypatch.setattr(notify_service.storage, "claim_delivery", claim_then_die)
     monkeypatch.setattr("services.common.events.REQUEUE_PAUSE_SECONDS", 0.05)
     with webhook(200) as hook:
-        config = {**service_config, "SCHEDULER_TICK_SECONDS": 0.05,
-                  "SMS_RETRY_TICK_SECONDS": 0.05, "SMS_PROVIDER": "webhook",
-                  "SMS_WEBHOOK_URL": hook.url}
+        config = fast(service_config, hook)
         stack, rpc = start(container_factory, config)
         with stack:
             rep = make_user(rpc["accounts"], "陈静", phone="13800138009")
