@@ -46,10 +46,6 @@ def error_response(status: int, code: str, message: str, headers=None, **extra) 
     return json_response(status, {"error": code, "message": message, **extra}, headers)
 
 
-class ServiceUnavailable(CrmError):
-    status = 503
-
-
 class PayloadTooLarge(CrmError):
     status = 413
 

@@ -4,9 +4,7 @@ answer becomes a 503 for the client, not a request hanging forever."""
 from __future__ import annotations
 
 from services.common import config
-from services.common.rpc import Rpc, Unavailable
-
-__all__ = ["TimedRpc", "Unavailable"]
+from services.common.rpc import Rpc
 
 
 class TimedRpc(Rpc):
