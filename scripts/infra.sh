@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="${CRM_DATA_DIR:-$ROOT/.data}"
 FERRETDB_VERSION="v1.24.2"
 # The suffix names the patch level: a changed patch builds (and runs) a new binary.
-FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm4"
+FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm6"
 MONGO_PORT="${CRM_MONGO_PORT:-27017}"
 FERRET_DEBUG_PORT="${CRM_FERRETDB_DEBUG_PORT:-8088}"
 export DO_NOT_TRACK=1
@@ -95,8 +95,9 @@ install_ferret() {
     # Make findAndModify and update atomic per document, as on MongoDB
     # (scripts/ferretdb/crm_atomic.go says why).
     cp "$ROOT/scripts/ferretdb/crm_atomic.go" "$work/internal/handler/"
-    # Push {_id: {$in: [...]}} down to the _id index (crm_idin.go says why).
-    cp "$ROOT/scripts/ferretdb/crm_idin.go" "$work/internal/backends/sqlite/"
+    # Push {_id: {$in: [...]}} and string ranges on _id down to SQLite
+    # (crm_idpush.go says why).
+    cp "$ROOT/scripts/ferretdb/crm_idpush.go" "$work/internal/backends/sqlite/"
     python3 - "$work/internal/handler" <<'PY'
 import sys, pathlib
 d = pathlib.Path(sys.argv[1])
@@ -125,15 +126,16 @@ c = d.parent / "backends" / "sqlite" / "collection.go"
 s = c.read_text()
 assert s.count("if params.Filter.Len() == 1 {") == 2
 s = s.replace("if params.Filter.Len() == 1 {", "if params.Filter.Len() >= 1 {")
-# ... and {_id: {$in: [...]}} too (crm_idin.go), in the query and in its explain.
+# ... and {_id: {$in: [...]}} and _id ranges too (crm_idpush.go), in the query
+# and in its explain.
 anchor = "\tq += whereClause\n"
 assert s.count(anchor) == 1, anchor
 s = s.replace(anchor, "\tif whereClause == \"\" && params.Filter.Len() >= 1 {\n"
-              "\t\twhereClause, args = crmIDInClause(params.Filter)\n\t}\n\n" + anchor)
+              "\t\twhereClause, args = crmIDClause(ctx, db, meta, params.Filter)\n\t}\n\n" + anchor)
 anchor = "\torderByClause := prepareOrderByClause(params.Sort)\n"
 assert s.count(anchor) == 1, anchor
 s = s.replace(anchor, "\tif whereClause == \"\" && params.Filter.Len() >= 1 {\n"
-              "\t\twhereClause, args = crmIDInClause(params.Filter)\n"
+              "\t\twhereClause, args = crmIDClause(ctx, db, meta, params.Filter)\n"
               "\t\tfilterPushdown = whereClause != \"\"\n\t}\n\n" + anchor)
 c.write_text(s)
 PY

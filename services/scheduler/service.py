@@ -8,6 +8,8 @@ Firing is safe with any number of instances and across crashes:
   runs out and which is then fired again: at least once, never lost;
 - notify keys its notification by reminder id, so the rare second dispatch
   never shows twice.
+The queue is keyed by due time (storage.py says why): a tick reads what is
+due as one range, fires it, and deletes the entries it is done with.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import random
 import socket
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import eventlet
 from nameko.rpc import rpc
@@ -70,19 +72,6 @@ def _setting(key: str, default: float) -> float:
     return float(config.get(key, default))
 
 
-class Fired:
-    """Reminder ids this process knows are fired (or cancelled): their queue
-    entries, until purged, are skipped without a database look-up."""
-
-    ids: set[str] = set()
-    LIMIT = 200_000
-
-    @classmethod
-    def forget_some(cls):
-        if len(cls.ids) > cls.LIMIT:
-            cls.ids.clear()
-
-
 class SchedulerService:
     name = "scheduler"
 
@@ -92,9 +81,9 @@ class SchedulerService:
     accounts = Rpc("accounts")
     customers = Rpc("customers")
 
-    # Housekeeping (purging the queue) is not business time: the wall clock
-    # paces it.
-    _last_purge = {"at": 0.0}
+    # Housekeeping (breaking dead processes' locks) is not business time: the
+    # wall clock paces it.
+    _last_recovery = {"at": 0.0}
 
     @rpc
     def health(self):
@@ -173,9 +162,14 @@ class SchedulerService:
         with self._locked(reminder_id):
             doc = domain.check_editable(self._current(reminder_id), actor["id"])
             new = domain.apply_patch(doc, changes, self.clock.now())
-            storage.save_reminder(self.db, new)
-            if new["due_at"] != doc["due_at"]:
+            moved = new["due_at"] != doc["due_at"]
+            if moved:
+                # the new entry first: a crash before the save leaves an extra
+                # entry (found stale and dropped), never a reminder without one
                 storage.enqueue(self.db, reminder_id, new["due_at"])
+            storage.save_reminder(self.db, new)
+            if moved:
+                storage.dequeue(self.db, reminder_id, doc["due_at"])
         return domain.view(new)
 
     @rpc
@@ -185,7 +179,7 @@ class SchedulerService:
             doc = domain.check_editable(self._current(reminder_id), actor["id"])
             new = domain.cancelled(doc, now)
             storage.save_reminder(self.db, new)
-            storage.dequeue(self.db, reminder_id)
+            storage.dequeue(self.db, reminder_id, doc["due_at"])
         if new["kind"] in domain.BIRTHDAY_KINDS and new.get("series"):
             # skipping this year's greeting keeps the following years
             self._put_next_birthday(new, now)
@@ -220,7 +214,7 @@ class SchedulerService:
             doc = self._current(esc)
             if doc and doc["status"] == rules.PENDING:
                 storage.save_reminder(self.db, domain.cancelled(doc, now))
-                storage.dequeue(self.db, esc)
+                storage.dequeue(self.db, esc, doc["due_at"])
 
     # ------------------------------------------------------------------
     # the firing loop
@@ -238,26 +232,30 @@ class SchedulerService:
         batch = int(_setting("SCHEDULER_BATCH", 500))
         pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 16))))
         self._recover(now)
-        scanned_at = datetime.now(UTC)
         entries = storage.due_entries(self.db, now)
-        todo = [e["_id"] for e in entries if e["_id"] not in Fired.ids]
         # Another instance reads the same entries: starting from a different
         # end makes them collide on fewer locks.
-        random.shuffle(todo)
+        random.shuffle(entries)
         total = 0
-        for start in range(0, len(todo), batch):
+        for start in range(0, len(entries), batch):
             owner = f"{INSTANCE}:{uuid.uuid4().hex[:8]}"
+            chunk = entries[start:start + batch]
+            locked: list[str] = []
             try:
-                total += sum(pool.imap(
-                    self._fire_one, todo[start:start + batch], itertools.repeat(owner),
-                    itertools.repeat(lease), itertools.repeat(late_after)))
+                outcomes = list(pool.imap(
+                    self._fire_one, chunk, itertools.repeat(owner), itertools.repeat(lease),
+                    itertools.repeat(late_after), itertools.repeat(locked)))
             finally:
-                storage.unlock_all(self.db, owner)
-        self._purge(entries, scanned_at)
+                storage.unlock_many(self.db, locked, owner)
+            total += sum(fired for fired, _ in outcomes)
+            storage.remove_entries(self.db, [
+                e["_id"] for e, (_, done) in zip(chunk, outcomes, strict=True) if done])
         return total
 
-    def _fire_one(self, rid, owner, lease, late_after) -> int:
+    def _fire_one(self, entry, owner, lease, late_after, locked) -> tuple[int, bool]:
+        """(fired by this call, whether the queue entry has served)."""
         db = self.db
+        rid = entry["reminder_id"]
         # A tick through a big backlog outlasts the lease: counted from the
         # tick's start, the lease would run out while the lock is still held
         # (and another instance would break it), and fired_at and `late`
@@ -265,61 +263,43 @@ class SchedulerService:
         now = self.clock.now()
         try:
             if not storage.try_lock(db, rid, owner, now + lease):
-                return 0  # another instance has it (or a user is editing it)
+                return 0, False  # another instance has it (or a user is editing it)
+            locked.append(rid)
             if storage.find_firing(db, rid):
-                Fired.ids.add(rid)
-                return 0
+                return 0, True
             doc = storage.find_reminder(db, rid)
             if doc is None:
                 # being inserted right now, or its insert crashed half-way
-                entry = storage.queue_entry(db, rid)
-                if entry and entry.get("due_at") and entry["due_at"] < now - ORPHAN_AGE:
-                    storage.dequeue(db, rid)
-                return 0
+                return 0, entry["due_at"] < now - ORPHAN_AGE
             if doc["status"] != rules.PENDING:
-                Fired.ids.add(rid)  # cancelled: as good as done for the queue
-                return 0
-            if doc["due_at"] > now:
-                return 0  # moved later by an edit, which re-queued it
+                return 0, True  # cancelled
+            if doc["due_at"] != entry["due_at"]:
+                return 0, True  # moved by an edit, which queued the new time first
             if doc["kind"] in domain.BIRTHDAY_KINDS and not domain.still_current(
                     doc, storage.find_series(db, doc["customer_id"])):
                 storage.save_reminder(db, domain.cancelled(doc, now))
-                storage.dequeue(db, rid)
-                return 0
+                return 0, True
             doc = domain.fired(doc, now, late_after)
             # dispatched (broker-confirmed) before it is recorded: a crash in
             # between fires it again after the lease, never loses it
             self.dispatch("ReminderDue", event(**domain.due_event(doc)))
             storage.record_firing(db, domain.firing(doc, owner.rsplit(":", 1)[0]))
-            Fired.ids.add(rid)
             if doc["kind"] in domain.BIRTHDAY_KINDS:
                 self._put_next_birthday(doc, now)
-            return 1
+            return 1, True
         except Exception:  # noqa: BLE001 - one bad reminder must not stop the others
             log.exception("firing reminder %s failed; it stays pending and is retried", rid)
-            return 0
-
-    def _purge(self, entries, scanned_at):
-        """Drop the queue entries of fired reminders in one pass, below the
-        earliest due time that is not fired yet (now and then: a pass scans
-        the queue)."""
-        every = _setting("SCHEDULER_PURGE_SECONDS", 2)
-        if time.monotonic() - self._last_purge["at"] < every or not entries:
-            return
-        self._last_purge["at"] = time.monotonic()
-        entries = sorted(entries, key=lambda e: e["due_at"])
-        pending = next((e for e in entries if e["_id"] not in Fired.ids), None)
-        if pending is None:
-            storage.purge_below(self.db, entries[-1]["due_at"], True, scanned_at)
-        elif pending is not entries[0]:
-            storage.purge_below(self.db, pending["due_at"], False, scanned_at)
-        storage.purge_done(self.db)
-        Fired.forget_some()
+            return 0, False
 
     def _recover(self, now):
         """Locks whose lease ran out belong to a process that died: break
         them, and the reminder they guarded (still queued, not recorded as
-        fired) fires on this pass."""
+        fired) fires on this pass. Now and then: finding them is a scan on
+        FerretDB, and a lease lasts many ticks."""
+        every = _setting("SCHEDULER_RECOVER_SECONDS", 2)
+        if time.monotonic() - self._last_recovery["at"] < every:
+            return
+        self._last_recovery["at"] = time.monotonic()
         for lock in storage.expired_locks(self.db, now):
             if storage.break_lock(self.db, lock["_id"], now):
                 log.warning("broke the expired lock %s of %s", lock["_id"], lock.get("owner"))
@@ -387,7 +367,7 @@ class SchedulerService:
             doc = self._current(rid)
             if doc and doc["status"] == rules.PENDING:
                 storage.save_reminder(self.db, domain.cancelled(doc, now))
-                storage.dequeue(self.db, rid)
+                storage.dequeue(self.db, rid, doc["due_at"])
 
     def _put_next_birthday(self, doc, now):
         """Next year's reminder of a series, with its owner's settings as they
@@ -413,8 +393,10 @@ class SchedulerService:
         with self._locked(doc["_id"]):
             existing = storage.find_reminder(self.db, doc["_id"])
             if existing and existing["status"] == rules.CANCELLED:
-                storage.save_reminder(self.db, {**doc, "created_at": existing["created_at"]})
+                # queued first: a crash before the save leaves an entry of a
+                # cancelled reminder (dropped), never a pending one without one
                 storage.enqueue(self.db, doc["_id"], doc["due_at"])
+                storage.save_reminder(self.db, {**doc, "created_at": existing["created_at"]})
 
     def _settings(self, user_id) -> dict:
         users = self.accounts.get_users([user_id])

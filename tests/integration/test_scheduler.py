@@ -19,6 +19,7 @@ from services.common.clock import FrozenClock, SystemClock, set_clock
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.events import event
 from services.notify.service import NotifyService
+from services.scheduler import storage
 from services.scheduler.service import SchedulerService
 
 ADMIN = {"id": "bootstrap", "role": "admin", "team_id": None, "name": "", "username": "admin"}
@@ -225,7 +226,7 @@ def test_two_scheduler_instances_fire_each_of_500_reminders_exactly_once(
                      "customer_id": None, "escalate_after_minutes": 0, "status": "pending",
                      "created_at": T0 - timedelta(hours=1), "updated_at": T0})
     reminders.insert_many(docs)
-    queue.insert_many([{"_id": d["_id"], "due_at": d["due_at"], "queued_at": T0} for d in docs])
+    queue.insert_many([storage.queue_entry(d["_id"], d["due_at"], T0) for d in docs])
     a = container_factory(SchedulerService, config)
     b = container_factory(SchedulerService, config)
     pool = eventlet.GreenPool(2)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.notify.service import NotifyService
+from services.scheduler import storage
 from services.scheduler.service import SchedulerService
 from tests.integration.test_scheduler import DueProbe
 
@@ -62,8 +63,7 @@ def test_sigkill_mid_burst_loses_nothing_and_shows_nothing_twice(
              "created_at": start, "updated_at": start} for i in range(N)]
     db = db_of("scheduler")
     db.reminders.insert_many(docs)
-    db.queue.insert_many([{"_id": d["_id"], "due_at": d["due_at"], "queued_at": start}
-                          for d in docs])
+    db.queue.insert_many([storage.queue_entry(d["_id"], d["due_at"], start) for d in docs])
     notifications = db_of("notify").notifications
 
     first = scheduler_process(service_config, tmp_path / "first.log")
@@ -85,7 +85,7 @@ def test_sigkill_mid_burst_loses_nothing_and_shows_nothing_twice(
                      what="every reminder after the restart")
         except AssertionError:
             print("DIAG", db.firings.count_documents({}),
-                  "queue due", db.queue.count_documents({"due_at": {"$exists": True}}),
+                  "queued", db.queue.count_documents({}),
                   "locks", list(db.locks.find()), "notif", notifications.count_documents({}),
                   "probe", len(DueProbe.seen), "now", datetime.now(UTC))
             raise

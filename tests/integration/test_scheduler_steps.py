@@ -15,7 +15,7 @@ from services.common.errors import Conflict, Invalid
 from services.common.rpc import Unavailable
 from services.scheduler import service as scheduler_service
 from services.scheduler import storage
-from services.scheduler.service import Fired, SchedulerService
+from services.scheduler.service import SchedulerService
 
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 ZHANG = {"id": "u-zhangwei", "role": "rep", "team_id": "t1", "name": "张伟"}
@@ -49,10 +49,8 @@ def _scheduler_db(db_of):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state(monkeypatch):
-    Fired.ids.clear()
     monkeypatch.setattr(scheduler_service, "LOCK_RETRY_SECONDS", 0)
-    yield
-    Fired.ids.clear()
+    monkeypatch.setattr(SchedulerService, "_last_recovery", {"at": 0.0})
 
 
 def make_scheduler(clock, settings=None):
@@ -124,7 +122,7 @@ def test_each_firing_of_a_long_tick_takes_its_own_time_lease_and_lateness(monkey
             "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访{who}",
             "content": "", "due_at": T0, "customer_id": None, "escalate_after_minutes": 0,
             "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
-        svc.db.queue.insert_one({"_id": f"r-{i}", "due_at": T0, "queued_at": T0})
+        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", T0, T0))
     leases = {}
     real_try_lock = scheduler_service.storage.try_lock
 

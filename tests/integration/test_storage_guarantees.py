@@ -56,3 +56,41 @@ def test_unique_index_refuses_the_second_insert(coll):
     pool.waitall()
     assert len(results) == 1
     assert coll.count_documents({}) == 1
+
+
+# Ids that sort differently as JSON text than as strings (escaped characters),
+# Chinese, prefixes of one another, and ids of other types.
+TRICKY_IDS = ["a<b", "a=b", "a&", 'a"x', "a\\y", "中文", "中", "abc", "ab", "b", "A", "",
+              "20261202T132449.000001|r1", "20261202T132449.000001|r2", "20261202T132450|r3"]
+
+
+def _is_ferretdb(coll) -> bool:
+    return "ferretdbVersion" in coll.database.client.server_info()
+
+
+def test_id_ranges_answer_what_mongodb_answers(coll):
+    coll.insert_many([{"_id": i} for i in TRICKY_IDS] + [{"_id": 5}, {"_id": 7.5}, {"_id": True}])
+    compare = {"$lt": str.__lt__, "$lte": str.__le__, "$gt": str.__gt__, "$gte": str.__ge__}
+    for bound in ["a=", "a<c", "ab", "a", "中", "20261202T132449.000001|~", "", "~"]:
+        for op, holds in compare.items():
+            want = sorted(i for i in TRICKY_IDS if holds(i, bound))
+            got = sorted(d["_id"] for d in coll.find({"_id": {op: bound}}))
+            assert got == want, (op, bound)
+    got = sorted(d["_id"] for d in coll.find({"_id": {"$gt": "a", "$lte": "b"}}))
+    assert got == sorted(i for i in TRICKY_IDS if "a" < i <= "b")
+    coll.delete_many({"_id": {"$lt": "b"}})
+    assert sorted(d["_id"] for d in coll.find({"_id": {"$type": "string"}})) == sorted(
+        i for i in TRICKY_IDS if i >= "b")
+
+
+def test_id_ranges_and_id_lists_use_the_id_index(coll):
+    """The scheduler finds what is due as a range of `_id`s and reads many
+    documents by id at once: neither may scan the collection."""
+    if not _is_ferretdb(coll):
+        pytest.skip("the plan's shape is FerretDB's")
+    coll.insert_many([{"_id": f"{i:06d}|r"} for i in range(200)])
+    for flt in ({"_id": {"$lte": "000010|~"}}, {"_id": {"$gte": "000100", "$lt": "000120"}},
+                {"_id": {"$in": ["000001|r", "000002|r"]}}):
+        plan = coll.database.command("explain", {"find": coll.name, "filter": flt})
+        assert plan["filterPushdown"] is True, flt
+        assert all("SCAN" not in step for step in plan["queryPlanner"]["Plan"]), plan
