@@ -139,11 +139,22 @@ def _lag_run(ctx, label: str, tag: str, users: list[str], counter: DueCounter):
     twice = sum(1 for v in dispatched.values() if v > 1)
     never = sum(1 for rid in ids if rid not in shown)
     wanted = set(ids)
-    by = Counter(f"pid {f['by'].split(':')[1]}" for f in ctx.db("scheduler").firings.find(
-        {}, {"by": 1}) if f["_id"] in wanted)
+    firings = {f["_id"]: f for f in ctx.db("scheduler").firings.find(
+        {}, {"by": 1, "fired_at": 1}) if f["_id"] in wanted}
+    by = Counter(f"pid {f['by'].split(':')[1]}" for f in firings.values())
     print(f"{label}: due -> in-app notification lag {stats_ms(lags)}; n={len(lags)}; "
           f"dispatched twice={twice}; never shown={never}; "
           f"fired by: {dict(by)}", flush=True)
+    # where the lag is: the firing loop, or the way from it to the inbox
+    fire_lags, show_lags = [], []
+    for rid, d in shown.items():
+        f = firings.get(rid)
+        if f:
+            due = datetime.fromisoformat(d["ref"]["due_at"])
+            fire_lags.append((f["fired_at"] - due).total_seconds() * 1000)
+            show_lags.append((d["created_at"] - f["fired_at"]).total_seconds() * 1000)
+    print(f"{label}:   due -> fired {stats_ms(fire_lags)}; fired -> shown {stats_ms(show_lags)}",
+          flush=True)
 
 
 def _extra_scheduler(stack):

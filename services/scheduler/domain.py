@@ -321,6 +321,34 @@ def _birthday_doc(series: dict, lead_days: int, tz: str, occurrence: date, plann
     return doc
 
 
+# What a firing loop does with a due queue entry it has locked.
+FIRE, DONE, KEEP = "fire", "done", "keep"
+
+
+def entry_outcome(entry: dict, doc: dict | None, fired: bool, now: datetime,
+                  orphan_age: timedelta) -> str:
+    """FIRE it; DONE: the entry has served (fired, cancelled, moved by an
+    edit, or an orphan); KEEP it for a later tick."""
+    if fired:
+        return DONE
+    if doc is None:
+        # being inserted right now (the entry goes first), or its insert
+        # crashed half-way: given up only long after it was due
+        return DONE if entry["due_at"] < now - orphan_age else KEEP
+    if doc["status"] != rules.PENDING:
+        return DONE
+    if doc["due_at"] != entry["due_at"]:
+        return DONE  # moved by an edit, which queued the new time first
+    return FIRE
+
+
+def lease_left(locked_until: datetime, now: datetime, lease: timedelta) -> bool:
+    """Whether a firing may still start under a lock taken for `lease`: not
+    in its last third, or it could outlast the lock (which another instance
+    would then break and fire the reminder again)."""
+    return now < locked_until - lease / 3
+
+
 def still_current(doc: dict, series: dict | None) -> bool:
     """A birthday reminder fires only while it matches the customer as last
     heard of (owner, date, kind, not abandoned); otherwise it is stale."""

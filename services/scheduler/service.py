@@ -230,66 +230,80 @@ class SchedulerService:
         lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
         late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
         batch = int(_setting("SCHEDULER_BATCH", 500))
-        pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 16))))
         self._recover(now)
         entries = storage.due_entries(self.db, now)
         # Another instance reads the same entries: starting from a different
         # end makes them collide on fewer locks.
         random.shuffle(entries)
-        total = 0
-        for start in range(0, len(entries), batch):
-            owner = f"{INSTANCE}:{uuid.uuid4().hex[:8]}"
-            chunk = entries[start:start + batch]
-            locked: list[str] = []
-            try:
-                outcomes = list(pool.imap(
-                    self._fire_one, chunk, itertools.repeat(owner), itertools.repeat(lease),
-                    itertools.repeat(late_after), itertools.repeat(locked)))
-            finally:
-                storage.unlock_many(self.db, locked, owner)
-            total += sum(fired for fired, _ in outcomes)
-            storage.remove_entries(self.db, [
-                e["_id"] for e, (_, done) in zip(chunk, outcomes, strict=True) if done])
-        return total
+        return sum(self._fire_batch(entries[start:start + batch], lease, late_after)
+                   for start in range(0, len(entries), batch))
 
-    def _fire_one(self, entry, owner, lease, late_after, locked) -> tuple[int, bool]:
-        """(fired by this call, whether the queue entry has served)."""
+    def _fire_batch(self, entries, lease, late_after) -> int:
+        """Lock, read and fire a batch of due entries with a few queries for
+        all of them (one per reminder would cost a round trip each, and the
+        database is shared by every instance); only the firing record is
+        written per reminder, right after its event, so a crash repeats no
+        more than the firings in flight."""
         db = self.db
-        rid = entry["reminder_id"]
-        # A tick through a big backlog outlasts the lease: counted from the
-        # tick's start, the lease would run out while the lock is still held
-        # (and another instance would break it), and fired_at and `late`
-        # would hide the lag.
-        now = self.clock.now()
+        owner = f"{INSTANCE}:{uuid.uuid4().hex[:8]}"
+        rids = list(dict.fromkeys(e["reminder_id"] for e in entries))
+        until = self.clock.now() + lease
+        locked = storage.try_lock_many(db, rids, owner, until)
+        mine = set(locked)
         try:
-            if not storage.try_lock(db, rid, owner, now + lease):
-                return 0, False  # another instance has it (or a user is editing it)
-            locked.append(rid)
-            if storage.find_firing(db, rid):
-                return 0, True
-            doc = storage.find_reminder(db, rid)
-            if doc is None:
-                # being inserted right now, or its insert crashed half-way
-                return 0, entry["due_at"] < now - ORPHAN_AGE
-            if doc["status"] != rules.PENDING:
-                return 0, True  # cancelled
-            if doc["due_at"] != entry["due_at"]:
-                return 0, True  # moved by an edit, which queued the new time first
+            fired = storage.fired_among(db, locked)
+            docs = storage.find_reminders(db, [r for r in locked if r not in fired])
+            now = self.clock.now()
+            done, to_fire = [], {}
+            for entry in entries:
+                rid = entry["reminder_id"]
+                if rid not in mine:
+                    continue  # another instance has it (or a user is editing it)
+                outcome = domain.entry_outcome(entry, docs.get(rid), rid in fired, now,
+                                               ORPHAN_AGE)
+                if outcome == domain.DONE:
+                    done.append(entry["_id"])
+                elif outcome == domain.FIRE:
+                    to_fire[rid] = entry
+            pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 16))))
+            results = pool.imap(self._fire_one, [docs[r] for r in to_fire],
+                                itertools.repeat(owner), itertools.repeat(until),
+                                itertools.repeat(lease), itertools.repeat(late_after))
+            count = 0
+            for rid, outcome in zip(to_fire, results, strict=True):
+                if outcome != domain.KEEP:
+                    done.append(to_fire[rid]["_id"])
+                count += outcome == domain.FIRE
+        finally:
+            storage.unlock_many(db, locked, owner)
+        storage.remove_entries(db, done)
+        return count
+
+    def _fire_one(self, doc, owner, until, lease, late_after) -> str:
+        """FIRE (sent), DONE (a stale birthday, cancelled) or KEEP (for the
+        next tick: the lease is running out, or sending failed)."""
+        rid = doc["_id"]
+        # A batch through a big backlog takes a while: fired_at and `late`
+        # are each firing's own time, not the tick's start.
+        now = self.clock.now()
+        if not domain.lease_left(until, now, lease):
+            return domain.KEEP  # locked again, with a fresh lease, next tick
+        try:
             if doc["kind"] in domain.BIRTHDAY_KINDS and not domain.still_current(
-                    doc, storage.find_series(db, doc["customer_id"])):
-                storage.save_reminder(db, domain.cancelled(doc, now))
-                return 0, True
+                    doc, storage.find_series(self.db, doc["customer_id"])):
+                storage.save_reminder(self.db, domain.cancelled(doc, now))
+                return domain.DONE
             doc = domain.fired(doc, now, late_after)
             # dispatched (broker-confirmed) before it is recorded: a crash in
             # between fires it again after the lease, never loses it
             self.dispatch("ReminderDue", event(**domain.due_event(doc)))
-            storage.record_firing(db, domain.firing(doc, owner.rsplit(":", 1)[0]))
+            storage.record_firing(self.db, domain.firing(doc, owner.rsplit(":", 1)[0]))
             if doc["kind"] in domain.BIRTHDAY_KINDS:
                 self._put_next_birthday(doc, now)
-            return 1, True
+            return domain.FIRE
         except Exception:  # noqa: BLE001 - one bad reminder must not stop the others
             log.exception("firing reminder %s failed; it stays pending and is retried", rid)
-            return 0, False
+            return domain.KEEP
 
     def _recover(self, now):
         """Locks whose lease ran out belong to a process that died: break

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 
 def ensure_indexes(db: Database) -> None:
@@ -60,6 +60,15 @@ def insert_reminder(db: Database, doc: dict) -> None:
 
 def find_reminder(db: Database, rid: str) -> dict | None:
     return db.reminders.find_one({"_id": rid})
+
+
+def find_reminders(db: Database, rids: list[str]) -> dict[str, dict]:
+    return {d["_id"]: d for d in _by_ids(db.reminders, rids)}
+
+
+def _by_ids(coll, ids: list[str], projection=None):
+    for start in range(0, len(ids), 1000):
+        yield from coll.find({"_id": {"$in": ids[start:start + 1000]}}, projection)
 
 
 def save_reminder(db: Database, doc: dict) -> None:
@@ -133,6 +142,10 @@ def find_firing(db: Database, rid: str) -> dict | None:
     return db.firings.find_one({"_id": rid})
 
 
+def fired_among(db: Database, rids: list[str]) -> set[str]:
+    return {d["_id"] for d in _by_ids(db.firings, rids, {"_id": 1})}
+
+
 def count_firings(db: Database) -> int:
     return db.firings.count_documents({})
 
@@ -147,6 +160,24 @@ def try_lock(db: Database, key: str, owner: str, until: datetime) -> bool:
         return True
     except DuplicateKeyError:
         return False
+
+
+def try_lock_many(db: Database, keys: list[str], owner: str, until: datetime) -> list[str]:
+    """The keys this call locked (one insert for all; those already locked
+    by someone are refused one by one, as `try_lock` refuses)."""
+    if not keys:
+        return []
+    try:
+        db.locks.insert_many([{"_id": k, "owner": owner, "until": until} for k in keys],
+                             ordered=False)
+        return list(keys)
+    except BulkWriteError as err:
+        errors = err.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            unlock_many(db, keys, owner)  # whatever of ours got in
+            raise
+        refused = {e["index"] for e in errors}
+        return [k for i, k in enumerate(keys) if i not in refused]
 
 
 def unlock(db: Database, key: str, owner: str) -> None:

@@ -113,35 +113,44 @@ def test_patch_with_a_null_due_at_is_a_422_naming_the_field():
 # a long tick: each firing reads the clock
 
 
-def test_each_firing_of_a_long_tick_takes_its_own_time_lease_and_lateness(monkeypatch):
-    # A backlog of three, due at T0; firing each takes 40 s.
-    clock = TickingClock(T0, timedelta(seconds=40))
+def test_a_long_batch_fires_each_at_its_own_time_and_none_late_in_its_lease(monkeypatch):
+    # A backlog of three, due 40 s before T0; every reading of the clock is
+    # 6 s after the last (a slow batch). The lease is 30 s.
+    clock = TickingClock(T0, timedelta(seconds=6))
     svc = make_scheduler(clock)
+    due = T0 - timedelta(seconds=40)
     for i, who in enumerate(("刘洋", "陈静", "杨帆")):
         svc.db.reminders.insert_one({
             "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访{who}",
-            "content": "", "due_at": T0, "customer_id": None, "escalate_after_minutes": 0,
+            "content": "", "due_at": due, "customer_id": None, "escalate_after_minutes": 0,
             "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
-        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", T0, T0))
+        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due, T0))
     leases = {}
-    real_try_lock = scheduler_service.storage.try_lock
+    real_lock = scheduler_service.storage.try_lock_many
 
-    def try_lock(db, key, owner, until):
-        leases[key] = until
-        return real_try_lock(db, key, owner, until)
+    def try_lock_many(db, keys, owner, until):
+        got = real_lock(db, keys, owner, until)
+        leases.update({k: until for k in got})
+        return got
 
-    monkeypatch.setattr(scheduler_service.storage, "try_lock", try_lock)
-    assert svc.fire_due() == 3
+    monkeypatch.setattr(scheduler_service.storage, "try_lock_many", try_lock_many)
+    # locked at T0+6 (until T0+36): firings start at T0+18 and T0+24; the
+    # third would start at T0+30, in the lease's last third, so it waits
+    assert svc.fire_due() == 2
+    assert svc.db.locks.count_documents({}) == 0  # the batch let go of all three
+    assert svc.fire_due() == 1  # locked afresh at T0+42, fired at T0+54
 
     fired = {e["reminder_id"]: e for e in due_events(svc)}
+    assert len(fired) == 3
     fired_at = sorted(datetime.fromisoformat(e["fired_at"]) for e in fired.values())
-    assert fired_at == [T0 + timedelta(seconds=40 * n) for n in (1, 2, 3)]
-    # late (more than 60 s after due) is what the user saw, not the tick's start
+    assert fired_at == [T0 + timedelta(seconds=s) for s in (18, 24, 54)]
+    # late (more than 60 s after due) is what the user saw, not the batch's start
     assert sorted(e["late"] for e in fired.values()) == [False, True, True]
     for rid, event in fired.items():
-        # the lease runs from when the reminder was locked
-        assert leases[rid] == datetime.fromisoformat(event["fired_at"]) + timedelta(seconds=30)
+        at = datetime.fromisoformat(event["fired_at"])
+        assert at < leases[rid] - timedelta(seconds=10)
         assert svc.get_reminder(ZHANG, rid)["fired_at"] == event["fired_at"]
+    assert svc.db.queue.count_documents({}) == 0  # served entries are gone
 
 
 # --------------------------------------------------------------------------

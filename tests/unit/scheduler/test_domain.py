@@ -224,3 +224,34 @@ def test_a_birthday_already_past_this_year_waits_for_next_year():
     # in New York it is still June 10th (20:00 on the 10th there)
     ny = domain.birthday_reminder(s, 2, "America/New_York", shanghai(2026, 6, 11, 9))
     assert ny["due_at"] == shanghai(2026, 6, 11, 9) and "（今天）" in ny["content"]
+
+
+# --------------------------------------------------------------------------
+# what the firing loop does with a due queue entry
+
+
+def test_a_due_entry_fires_its_pending_reminder_once_and_serves_otherwise():
+    due = NOW - timedelta(seconds=5)
+    doc = reminder(due_at=due)
+    entry = {"_id": "k", "reminder_id": "r1", "due_at": due}
+    orphan_age = timedelta(minutes=10)
+    assert domain.entry_outcome(entry, doc, False, NOW, orphan_age) == domain.FIRE
+    assert domain.entry_outcome(entry, doc, True, NOW, orphan_age) == domain.DONE
+    cancelled = domain.cancelled(doc, NOW)
+    assert domain.entry_outcome(entry, cancelled, False, NOW, orphan_age) == domain.DONE
+    # an edit moved the reminder: this entry is the old time's
+    moved = {**doc, "due_at": NOW + timedelta(hours=1)}
+    assert domain.entry_outcome(entry, moved, False, NOW, orphan_age) == domain.DONE
+    # no reminder yet: being inserted (kept), or an insert that died long ago
+    assert domain.entry_outcome(entry, None, False, NOW, orphan_age) == domain.KEEP
+    old = {**entry, "due_at": NOW - timedelta(minutes=11)}
+    assert domain.entry_outcome(old, None, False, NOW, orphan_age) == domain.DONE
+
+
+def test_no_firing_starts_in_the_last_third_of_its_lease():
+    lease = timedelta(seconds=30)
+    until = NOW + lease
+    assert domain.lease_left(until, NOW, lease)
+    assert domain.lease_left(until, NOW + timedelta(seconds=19), lease)
+    assert not domain.lease_left(until, NOW + timedelta(seconds=20), lease)
+    assert not domain.lease_left(until, NOW + timedelta(seconds=31), lease)
