@@ -204,16 +204,19 @@ class NotifyService:
         tz = (user.get("settings") or {}).get("timezone") or user.get("timezone")
         now = self.clock.now()
         delivery = domain.new_delivery(doc, user.get("phone"), domain.sms_text(doc, tz), now)
-        # The attempt entry goes first: a worker that dies right after claiming
-        # the delivery leaves it to the retry loop, not stuck in "sending" (the
-        # redelivered event finds the delivery claimed and stops).
-        storage.ensure_retry(self.db, nid, now)
+        # The delivery first, then its attempt entry: the retry loop must never
+        # find an entry whose delivery is not there yet (it would take it for
+        # a finished one and drop it). A worker that dies in between leaves a
+        # delivery without an entry: the redelivered event finds the delivery
+        # claimed and makes the entry.
         if not storage.claim_delivery(self.db, delivery):
+            delivery = storage.find_delivery(self.db, nid)
+            if delivery and delivery["status"] not in TERMINAL:
+                storage.ensure_retry(self.db, nid, now)  # leaves a running attempt alone
             return  # this notification's SMS is already someone's
         if delivery["status"] == domain.SENDING:
+            storage.ensure_retry(self.db, nid, now)
             self._attempt(nid)
-        else:
-            storage.drop_retry(self.db, nid)  # nothing to send (no phone)
 
     @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5)
     def retry_due(self):

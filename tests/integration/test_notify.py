@@ -227,6 +227,36 @@ def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop
             assert [body["to"] for _, body in hook.received] == ["+8613800138009"]
 
 
+def test_the_retry_loop_ticking_while_the_sms_is_being_claimed_does_not_lose_it(
+        container_factory, service_config, clock, monkeypatch):  # noqa: F811
+    """The loop must never find an attempt entry whose delivery does not
+    exist yet: it took such an entry for a finished one and dropped it, and
+    the SMS never went out (1 in 300 in the benchmark)."""
+    from services.notify import service as notify_service
+
+    real_claim = notify_service.storage.claim_delivery
+
+    def slow_claim(db, delivery):
+        eventlet.sleep(0.3)  # several ticks of the retry loop
+        return real_claim(db, delivery)
+
+    monkeypatch.setattr(notify_service.storage, "claim_delivery", slow_claim)
+    with webhook(200) as hook:
+        stack, rpc = start(container_factory, fast(service_config, hook))
+        with stack:
+            rep = make_user(rpc["accounts"], "赵磊", phone="13800138010")
+            rpc["scheduler"].create_reminder(rep, {
+                "title": "催收深圳华强北电子城货款", "due_at": (T0 + timedelta(minutes=1)).isoformat(),
+                "escalate_after_minutes": 0.5})
+            clock.advance(minutes=1)
+            n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
+            clock.advance(seconds=30)
+            item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
+                            ["sms"]["status"] == "sent" and x, timeout=10, what="the SMS sent")
+            assert len(item["sms"]["attempts"]) == 1
+            assert [body["to"] for _, body in hook.received] == ["+8613800138010"]
+
+
 def test_user_without_phone_gets_no_sms_but_a_visible_reason(
         hook_and_services, clock):  # noqa: F811
     hook, rpc = hook_and_services
