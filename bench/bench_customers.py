@@ -23,7 +23,7 @@ import time
 
 import requests
 
-from bench.harness import measure, rss_mb, service_pids
+from bench.harness import CpuMeter, measure, rss_mb, service_pids
 from services.common.auth import Principal
 from services.common.clock import now as clock_now
 from services.common.ids import new_id
@@ -116,16 +116,11 @@ def load(db, gen: Generator, owners: list[Principal], count: int) -> list[tuple[
             flush()
     flush()
     # The near-match index is rebuilt whole from what was loaded.
-    shards: dict[str, list] = {}
-    for term, slots in gen.terms.items():
-        shard = shards.setdefault(storage.terms_collection(db, term).name, [])
-        shard += [{"_id": f"{term}#{slot}", "c": c, "k": k, "r": r}
-                  for slot, (c, k, r) in slots.items()]
-    for i in range(storage.NAME_TERM_SHARDS):
-        db.drop_collection(f"name_terms_{i}")
-    for name, docs in shards.items():
-        for i in range(0, len(docs), BATCH):
-            db[name].insert_many(docs[i:i + BATCH], ordered=False)
+    docs = [{"_id": f"{term}#{slot}", "c": c, "k": k, "r": r}
+            for term, slots in gen.terms.items() for slot, (c, k, r) in slots.items()]
+    db.drop_collection("name_terms")
+    for i in range(0, len(docs), BATCH):
+        db.name_terms.insert_many(docs[i:i + BATCH], ordered=False)
     # Keep only the names the real normalizer files under the same key, so
     # every "existing company" check really is one.
     return [(n, p) for n, p, k in sample if domain.name_key(norm.normalize_company_name(n)) == k]
@@ -189,9 +184,13 @@ def run(ctx):
                 "expected_value": 88000}, headers={"Authorization": f"Bearer {tokens[i % 16]}"},
                 timeout=120)
 
+        cpu = CpuMeter(ctx.stack)
         f_create = measure(f"POST /api/customers @{size:,}", create, 16, requests_n, warmup=4)
         stored += requests_n + 4
         print(f_create.line(ceiling) + f"  (create/ceiling {ctx.ratio(f_create)})", flush=True)
+        # the event's subscribers (forecast, scheduler) work on after the answers
+        time.sleep(3)
+        print("  " + cpu.line(requests_n + 4), flush=True)
         print(f"customers service RSS after the runs at {size:,}: {rss()}", flush=True)
         t0 = time.perf_counter()
         probe = check(requests.Session(), 0)
@@ -203,9 +202,11 @@ def run(ctx):
                   f"BENCH_CUSTOMERS_PROBE_S={probe_s:.0f}: 16-client run skipped", flush=True)
             f_check = None
         else:
+            cpu = CpuMeter(ctx.stack)
             f_check = measure(f"POST /api/customers/check @{size:,}", check, 16, requests_n,
                               warmup=4)
             print(f_check.line(ceiling), flush=True)
+            print("  " + cpu.line(requests_n + 4), flush=True)
 
         results[size] = (f_check, f_create)
 
@@ -217,8 +218,7 @@ def run(ctx):
                   f"(target <= 1.5x)", flush=True)
     if _env("BENCH_CUSTOMERS_KEEP", "0") != "1":
         # Leave the stack as other benchmarks expect it: no bulk-loaded customers.
-        for name in ("customers", "claims", "name_claims", *(
-                f"name_terms_{i}" for i in range(storage.NAME_TERM_SHARDS))):
+        for name in ("customers", "claims", "name_claims", "name_terms"):
             db.drop_collection(name)
         storage.ensure_indexes(db)
         print("bulk-loaded customers dropped (BENCH_CUSTOMERS_KEEP=1 keeps them)", flush=True)

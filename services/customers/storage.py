@@ -35,9 +35,9 @@ of normalize.claim_keys_for_name; ``_id`` uniqueness serializes appends)::
 ``followups`` (append-only): {_id, customer_id, content, contact_name, channel,
 author: {id, name}, created_at}.
 
-``name_terms_0`` … ``name_terms_7`` — the near-match index, derived from
-name_core/name_region (index_name / unindex_name keep it in step when a name
-changes); a term lives in shard crc32(term) % 8 and has 8 slots::
+``name_terms`` — the near-match index, derived from name_core/name_region
+(index_name / unindex_name keep it in step when a name changes); a term has 8
+slots::
 
     {_id: "<term of domain.search_grams(core)>#<slot 0-7>", c: customer_id, k: core, r: region}
 
@@ -68,7 +68,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.errors import Conflict
 from services.customers import audit
@@ -81,7 +81,9 @@ MAX_STREAM_ENTRIES = 10000
 # A name log is read this many entries a query (most logs have one or two).
 STREAM_READ_BATCH = 8
 NAME_TERM_SLOTS = 8
-NAME_TERM_SHARDS = 8
+# Earlier builds split the index into 8 collections (a lookup by _id was a
+# scan on FerretDB then); ensure_indexes folds them into `name_terms`.
+OLD_TERM_SHARDS = [f"name_terms_{i}" for i in range(8)]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,34 @@ def ensure_indexes(db: Database) -> None:
     db.customers.create_index([("referred_by", ASCENDING)], name="referred_by")
     db.followups.create_index([("customer_id", ASCENDING), ("_id", DESCENDING)],
                               name="customer_followups")
+    _fold_old_term_shards(db)
+
+
+def _fold_old_term_shards(db: Database) -> None:
+    for name in set(OLD_TERM_SHARDS) & set(db.list_collection_names()):
+        batch = []
+        for doc in db[name].find():
+            batch.append(doc)
+            if len(batch) >= 1000:
+                _insert_new(db.name_terms, batch)
+                batch = []
+        _insert_new(db.name_terms, batch)
+        db.drop_collection(name)
+
+
+def _insert_new(coll: Collection, docs: list[dict]) -> list[int]:
+    """insert_many that skips documents whose _id exists; returns the
+    indexes of the skipped ones."""
+    if not docs:
+        return []
+    try:
+        coll.insert_many(docs, ordered=False)
+        return []
+    except BulkWriteError as err:
+        errors = err.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return sorted(e["index"] for e in errors)
 
 
 # ---------------------------------------------------------------- audit
@@ -364,12 +394,6 @@ def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list
     return docs, total
 
 
-def terms_collection(db: Database, term: str) -> Collection:
-    """The shard of the near-match index holding `term` (crc32(term) % 8):
-    smaller tables where a lookup by _id is a scan (FerretDB/SQLite)."""
-    return db[f"name_terms_{zlib.crc32(term.encode()) % NAME_TERM_SHARDS}"]
-
-
 def _slots(customer_id: str) -> tuple[int, int]:
     first = zlib.crc32(customer_id.encode()) % NAME_TERM_SLOTS
     return first, (first + 1) % NAME_TERM_SLOTS
@@ -381,21 +405,18 @@ def index_name(db: Database, customer_id: str, core: str, region: str,
 
     A term has NAME_TERM_SLOTS slots, one document each: {_id: "<term>#<slot>",
     c: customer id, k: core, r: region}. A customer takes the first free of
-    its two slots (chosen by its id), with plain inserts: no read, no update,
-    nothing that waits for another writer. When both are taken the term is
-    busy (many names share it, so it tells little) and the customer is not
-    filed under it. A check reads every slot of its terms by _id: a bounded
-    number of lookups whatever the number of customers.
+    its two slots (chosen by its id), with plain inserts (all its first
+    slots in one, the taken ones' second slots in another): no read, no
+    update, nothing that waits for another writer. When both are taken the
+    term is busy (many names share it, so it tells little) and the customer
+    is not filed under it. A check reads every slot of its terms by _id: a
+    bounded number of lookups whatever the number of customers.
     """
     posting = {"c": customer_id, "k": core, "r": region}
-    for term in dict.fromkeys(terms):
-        coll = terms_collection(db, term)
-        for slot in _slots(customer_id):
-            try:
-                coll.insert_one({"_id": f"{term}#{slot}", **posting})
-                break
-            except DuplicateKeyError:
-                continue
+    terms = list(dict.fromkeys(terms))
+    first, second = _slots(customer_id)
+    taken = _insert_new(db.name_terms, [{"_id": f"{t}#{first}", **posting} for t in terms])
+    _insert_new(db.name_terms, [{"_id": f"{terms[i]}#{second}", **posting} for i in taken])
 
 
 def unindex_name(db: Database, customer_id: str, core: str, region: str,
@@ -404,26 +425,25 @@ def unindex_name(db: Database, customer_id: str, core: str, region: str,
     arguments of its index_name (`core` and `region` as filed). A slot
     is written once by one customer and freed only by that customer, so the
     read before the delete cannot race with another writer of the slot."""
-    for term in dict.fromkeys(terms):
-        coll = terms_collection(db, term)
-        for slot in _slots(customer_id):
-            doc = coll.find_one({"_id": f"{term}#{slot}"})
-            if doc is not None and doc.get("c") == customer_id:
-                coll.delete_one({"_id": doc["_id"]})
+    slots = _slots(customer_id)
+    ids = [f"{t}#{slot}" for t in dict.fromkeys(terms) for slot in slots]
+    mine = [d["_id"] for d in _by_ids(db.name_terms, ids) if d.get("c") == customer_id]
+    for start in range(0, len(mine), 1000):
+        db.name_terms.delete_many({"_id": {"$in": mine[start:start + 1000]}})
 
 
 def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:
-    """Every filed posting of the terms ({c, k, r}): every slot of the terms
-    of one shard in one indexed $in, so a check costs at most one query a
-    shard whatever the number of customers."""
-    slots: dict[str, list[str]] = {}
-    for term in dict.fromkeys(terms):
-        slots.setdefault(terms_collection(db, term).name, []).extend(
-            f"{term}#{slot}" for slot in range(NAME_TERM_SLOTS))
-    by_id = {}
-    for shard, ids in slots.items():
-        by_id.update((d["_id"], d) for d in db[shard].find({"_id": {"$in": ids}}))
-    return [by_id[i] for ids in slots.values() for i in ids if i in by_id]
+    """Every filed posting of the terms ({c, k, r}), in the terms' order:
+    every slot of every term by _id, in one indexed $in (a thousand at a
+    time), whatever the number of customers."""
+    ids = [f"{t}#{slot}" for t in dict.fromkeys(terms) for slot in range(NAME_TERM_SLOTS)]
+    by_id = {d["_id"]: d for d in _by_ids(db.name_terms, ids)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _by_ids(coll: Collection, ids: list[str]):
+    for start in range(0, len(ids), 1000):
+        yield from coll.find({"_id": {"$in": ids[start:start + 1000]}})
 
 
 # ---------------------------------------------------------------- follow-ups

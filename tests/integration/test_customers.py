@@ -373,3 +373,28 @@ def test_the_near_match_index_follows_a_name(customers, db):
     assert len(storage.term_postings(db, terms[:1])) == 1
     [near] = customers.check(ZHAO, {"company_name": "杭州恒升电子有限公司"})["similar"]
     assert near["customer_id"] == c["id"] and near["owner"]["name"] == "张伟"
+
+
+def test_a_term_whose_slots_are_taken_files_the_customer_in_its_second_slot(db):
+    storage.ensure_indexes(db)
+    terms = domain.search_grams("美的集团")
+    first, second = storage._slots("c-midea")  # noqa: SLF001
+    db.name_terms.insert_one({"_id": f"{terms[0]}#{first}", "c": "c-other", "k": "美的电器",
+                              "r": ""})
+    storage.index_name(db, "c-midea", "美的集团", "广东/佛山", terms)
+    mine = {d["_id"] for d in db.name_terms.find({"c": "c-midea"})}
+    assert mine == {f"{terms[0]}#{second}"} | {f"{t}#{first}" for t in terms[1:]}
+    storage.unindex_name(db, "c-midea", "美的集团", "广东/佛山", terms)
+    assert db.name_terms.count_documents({"c": "c-midea"}) == 0
+    assert db.name_terms.count_documents({"c": "c-other"}) == 1
+
+
+def test_the_near_match_index_of_an_earlier_build_is_folded_into_one_collection(db):
+    # earlier builds kept the index in 8 collections name_terms_0..7
+    db.name_terms_3.insert_one({"_id": "~恒生#2", "c": "c-hs", "k": "恒生电子", "r": "浙江/杭州"})
+    db.name_terms_5.insert_one({"_id": "恒生#0", "c": "c-hs", "k": "恒生电子", "r": "浙江/杭州"})
+    storage.ensure_indexes(db)
+    assert {p["_id"] for p in storage.term_postings(db, ["~恒生", "恒生"])} == {"~恒生#2", "恒生#0"}
+    assert not {"name_terms_3", "name_terms_5"} & set(db.list_collection_names())
+    storage.ensure_indexes(db)  # again (another instance starting): nothing changes
+    assert db.name_terms.count_documents({}) == 2
