@@ -236,6 +236,15 @@ def series_from_event(event_type: str, payload: dict) -> dict:
     }
 
 
+def nothing_to_schedule(event_type: str, series: dict) -> bool:
+    """A customer created without a birthday changes nothing: creation is
+    its first version (no older event to be ordered against, nothing
+    scheduled to cancel), and an event that later gives it a birthday
+    carries the birthday. Most customers are such: their creation costs the
+    scheduler no lock and no write."""
+    return event_type == "CustomerCreated" and not series["birthday"]
+
+
 def is_newer(series: dict, stored: dict | None) -> bool:
     return stored is None or series["version"] > int(stored.get("version") or 0)
 

@@ -357,6 +357,8 @@ class SchedulerService:
 
     def _apply_series(self, event_type, payload):
         series = domain.series_from_event(event_type, payload)
+        if domain.nothing_to_schedule(event_type, series):
+            return
         cid = series["_id"]
         now = self.clock.now()
         # One customer's events are applied one at a time, in version order;

@@ -170,6 +170,20 @@ def birthday_docs(svc, customer_id, **flt):
                   key=lambda d: d["due_at"])
 
 
+def test_a_customer_created_without_a_birthday_costs_no_write_and_a_later_birthday_counts():
+    svc = make_scheduler(FrozenClock(T0))
+    svc.on_customer_created(created("c-gree", ZHANG, None))
+    assert svc.db.series.count_documents({}) == 0
+    assert svc.db.locks.count_documents({}) == 0
+    assert svc.db.reminders.count_documents({}) == 0
+    svc.on_customer_amended(created("c-gree", ZHANG, "03-15", version=2))
+    [first] = birthday_docs(svc, "c-gree")
+    assert first["status"] == "pending"
+    # the creation, redelivered after the amendment, changes nothing
+    svc.on_customer_created(created("c-gree", ZHANG, None))
+    assert [d["_id"] for d in birthday_docs(svc, "c-gree", status="pending")] == [first["_id"]]
+
+
 def test_a_changed_lead_time_and_time_zone_apply_from_the_next_birthday_reminder():
     clock = FrozenClock(T0)
     settings = {ZHANG["id"]: {"birthday_lead_days": 2, "timezone": "Asia/Shanghai"}}

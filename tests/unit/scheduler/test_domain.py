@@ -255,3 +255,13 @@ def test_no_firing_starts_in_the_last_third_of_its_lease():
     assert domain.lease_left(until, NOW + timedelta(seconds=19), lease)
     assert not domain.lease_left(until, NOW + timedelta(seconds=20), lease)
     assert not domain.lease_left(until, NOW + timedelta(seconds=31), lease)
+
+
+def test_only_a_creation_without_a_birthday_is_nothing_to_schedule():
+    assert domain.nothing_to_schedule(
+        "CustomerCreated", domain.series_from_event("CustomerCreated", created(birthday=None)))
+    assert not domain.nothing_to_schedule(
+        "CustomerCreated", domain.series_from_event("CustomerCreated", created()))
+    # an amendment without a birthday may be removing one
+    assert not domain.nothing_to_schedule(
+        "CustomerAmended", domain.series_from_event("CustomerAmended", created(birthday=None)))
