@@ -22,6 +22,7 @@ import uuid
 import eventlet
 from kombu import Queue
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.messaging import encode_to_headers
 from nameko.standalone.events import get_event_exchange
 
 from services.common import clock
@@ -63,20 +64,32 @@ def event(**ids) -> dict:
 
 
 class Dispatcher(EventDispatcher):
-    """An EventDispatcher that declares its subscribers' queues first."""
+    """An EventDispatcher that declares an event's subscriber queues before
+    it publishes it: only that event's (kombu declares each once a
+    connection, but checking all the service's queues on every publish cost
+    the customers service a tenth of its CPU)."""
 
     def setup(self):
+        super().setup()
         source = self.container.service_name
         exchange = get_event_exchange(source)
+        self.queues: dict[str, list[Queue]] = {}
         for (src, event_type), subscribers in SUBSCRIPTIONS.items():
             if src != source:
                 continue
-            for subscriber in subscribers:
-                self.declare.append(Queue(
-                    queue_name(src, event_type, subscriber), exchange=exchange,
-                    routing_key=event_type, durable=True, auto_delete=False,
-                ))
-        super().setup()
+            self.queues[event_type] = [Queue(
+                queue_name(src, event_type, subscriber), exchange=exchange,
+                routing_key=event_type, durable=True, auto_delete=False,
+            ) for subscriber in subscribers]
+
+    def get_dependency(self, worker_ctx):
+        def dispatch(event_type, event_data):
+            self.publisher.publish(
+                event_data, exchange=self.exchange, routing_key=event_type,
+                extra_headers=encode_to_headers(worker_ctx.context_data),
+                declare=self.queues.get(event_type, ()))
+
+        return dispatch
 
 
 def handles(source_service: str, event_type: str):
