@@ -12,7 +12,7 @@ import sys
 import uuid
 
 import bench
-from bench.harness import Context, measure, rss_mb, service_pids
+from bench.harness import Context, CpuMeter, measure, rss_mb, service_pids
 from tests.e2e.stack import Api, Stack
 
 
@@ -33,10 +33,12 @@ def main(argv: list[str]) -> int:
                         lambda s, i: s.get(stack.url + "/api/echo"), clients, n)
             ceiling[f"http{clients}"] = f
             print(f.line(), flush=True)
+            cpu = CpuMeter(stack)
             f = measure("GET /api/ping (HTTP -> RPC -> reply)",
                         lambda s, i: s.get(stack.url + "/api/ping"), clients, n)
             ceiling[f"rpc{clients}"] = f
             print(f.line(), flush=True)
+            print("  " + cpu.line(n), flush=True)
         pids = service_pids(stack)
         print("RSS after ceiling: " + ", ".join(f"{k}={rss_mb(p):.0f} MB"
                                                 for k, p in sorted(pids.items())), flush=True)

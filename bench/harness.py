@@ -7,6 +7,7 @@ same run (`Context.ceiling`).
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -109,6 +110,51 @@ def service_pids(stack: Stack) -> dict[str, int]:
             target = next(c for c in cmd if b"Service" in c).decode()
             found[target.split(":")[0].split(".")[-2 if target.startswith("services.") else 0]] = pid
     return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def infra_pids() -> dict[str, int]:
+    """FerretDB's and RabbitMQ's pids, found by their command lines."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"ferretdb" in cmd.split(b"\0")[0]:
+            found["ferretdb"] = int(entry)
+        elif b"beam.smp" in cmd.split(b"\0")[0]:
+            found["rabbitmq"] = int(entry)
+    return found
+
+
+class CpuMeter:
+    """CPU time each process of the stack (services, FerretDB, RabbitMQ,
+    this client) spends over a measurement, per request: where a request's
+    cost goes on a machine whose cores they all share."""
+
+    def __init__(self, stack: Stack):
+        self.pids = {**service_pids(stack), **infra_pids(), "bench client": os.getpid()}
+        self.start = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def line(self, requests: int) -> str:
+        spent = {name: _cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        total = sum(spent.values())
+        parts = ", ".join(f"{name} {sec * 1000 / requests:.1f}"
+                          for name, sec in sorted(spent.items(), key=lambda kv: -kv[1])
+                          if sec * 1000 / requests >= 0.05)
+        return f"CPU ms per request: {total * 1000 / requests:.1f} in all = {parts}"
 
 
 @dataclass
