@@ -231,7 +231,9 @@ class SchedulerService:
         late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
         batch = int(_setting("SCHEDULER_BATCH", 500))
         self._recover(now)
-        entries = storage.due_entries(self.db, now)
+        # A bounded read: after a long stop, a backlog of millions is taken a
+        # few batches a tick (earliest first: the index's order), not at once.
+        entries = storage.due_entries(self.db, now, limit=4 * batch)
         # Another instance reads the same entries: starting from a different
         # end makes them collide on fewer locks.
         random.shuffle(entries)

@@ -116,6 +116,10 @@ def dequeue(db: Database, rid: str, due_at: datetime) -> None:
 
 
 def due_entries(db: Database, now: datetime, limit: int = 0) -> list[dict]:
+    """Entries due by `now`, at most `limit` (0: all). No sort: a sort by
+    _id is not pushed down on FerretDB (every due entry would be read to
+    sort them); the range is read from the _id index in its order there and
+    on MongoDB alike, so a limited read takes the earliest."""
     # "~" sorts after the "|" that ends every key's time: all of `now` is in.
     bound = f"{now.astimezone(UTC):%Y%m%dT%H%M%S.%f}~"
     return list(db.queue.find({"_id": {"$lte": bound}}).limit(limit))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import nameko
 import pytest
 from nameko.exceptions import deserialize, serialize
 from nameko.testing.services import worker_factory
@@ -151,6 +152,25 @@ def test_a_long_batch_fires_each_at_its_own_time_and_none_late_in_its_lease(monk
         assert at < leases[rid] - timedelta(seconds=10)
         assert svc.get_reminder(ZHANG, rid)["fired_at"] == event["fired_at"]
     assert svc.db.queue.count_documents({}) == 0  # served entries are gone
+
+
+def test_a_backlog_is_taken_a_few_batches_a_tick_earliest_first():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    for i in range(10):  # r-0 the earliest, due ten minutes ago
+        due = T0 - timedelta(minutes=10 - i)
+        svc.db.reminders.insert_one({
+            "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访客户{i}",
+            "content": "", "due_at": due, "customer_id": None, "escalate_after_minutes": 0,
+            "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
+        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due, T0))
+    with nameko.config.patch({"SCHEDULER_BATCH": 1}):  # four entries a tick
+        assert svc.fire_due() == 4
+        assert {e["reminder_id"] for e in due_events(svc)} == {f"r-{i}" for i in range(4)}
+        assert svc.fire_due() == 4
+        assert svc.fire_due() == 2
+        assert svc.fire_due() == 0
+    assert sorted(e["reminder_id"] for e in due_events(svc)) == [f"r-{i}" for i in range(10)]
 
 
 # --------------------------------------------------------------------------
