@@ -191,6 +191,21 @@ def test_a_webhook_that_never_answers_well_leaves_a_failed_delivery_in_the_inbox
             assert len(hook.received) == 4
 
 
+def sms_sent_after_half_a_minute(rpc, clock, name, phone, title):  # noqa: F811
+    """A rep's reminder left unacknowledged for its 0.5 minutes: (the
+    notification, the inbox item once its SMS is sent)."""
+    rep = make_user(rpc["accounts"], name, phone=phone)
+    rpc["scheduler"].create_reminder(rep, {
+        "title": title, "due_at": (T0 + timedelta(minutes=1)).isoformat(),
+        "escalate_after_minutes": 0.5})
+    clock.advance(minutes=1)
+    n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
+    clock.advance(seconds=30)
+    item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
+                    ["sms"]["status"] == "sent" and x, what="the SMS sent")
+    return n, item
+
+
 def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop(
         container_factory, service_config, clock, monkeypatch):  # noqa: F811
     from services.notify import service as notify_service
@@ -211,15 +226,8 @@ def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop
         config = fast(service_config, hook)
         stack, rpc = start(container_factory, config)
         with stack:
-            rep = make_user(rpc["accounts"], "陈静", phone="13800138009")
-            rpc["scheduler"].create_reminder(rep, {
-                "title": "确认比亚迪样品签收", "due_at": (T0 + timedelta(minutes=1)).isoformat(),
-                "escalate_after_minutes": 0.5})
-            clock.advance(minutes=1)
-            n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
-            clock.advance(seconds=30)
-            item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
-                            ["sms"]["status"] == "sent" and x, what="sent after the crash")
+            n, item = sms_sent_after_half_a_minute(rpc, clock, "陈静", "13800138009",
+                                                   "确认比亚迪样品签收")
             assert crashes == [n["id"]]
             assert len(item["sms"]["attempts"]) == 1
             clock.advance(minutes=5)
@@ -244,15 +252,8 @@ def test_the_retry_loop_ticking_while_the_sms_is_being_claimed_does_not_lose_it(
     with webhook(200) as hook:
         stack, rpc = start(container_factory, fast(service_config, hook))
         with stack:
-            rep = make_user(rpc["accounts"], "赵磊", phone="13800138010")
-            rpc["scheduler"].create_reminder(rep, {
-                "title": "催收深圳华强北电子城货款", "due_at": (T0 + timedelta(minutes=1)).isoformat(),
-                "escalate_after_minutes": 0.5})
-            clock.advance(minutes=1)
-            n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
-            clock.advance(seconds=30)
-            item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
-                            ["sms"]["status"] == "sent" and x, timeout=10, what="the SMS sent")
+            _, item = sms_sent_after_half_a_minute(rpc, clock, "赵磊", "13800138010",
+                                                   "催收深圳华强北电子城货款")
             assert len(item["sms"]["attempts"]) == 1
             assert [body["to"] for _, body in hook.received] == ["+8613800138010"]
 
