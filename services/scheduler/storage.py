@@ -13,6 +13,8 @@ Collections:
   (the unique `_id` lets exactly one inserter win); a lock whose `until`
   passed belongs to a dead process and is taken over.
 - `series`: one document per customer: the birthday state last heard of.
+- `meta`: `{_id: "queue_format"}` once the queue of an earlier build (keyed
+  by reminder id) has been converted.
 
 Why the hot path uses only inserts and `_id` look-ups (one id, a list of
 ids, a range of ids): those are what FerretDB 1.24 (SQLite, the local and CI
@@ -37,6 +39,26 @@ def ensure_indexes(db: Database) -> None:
                               name="customer_status")
     db.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)], name="status_due")
     db.locks.create_index([("until", ASCENDING)], name="until")
+    _convert_old_queue(db)
+
+
+QUEUE_FORMAT = {"_id": "queue_format", "keyed_by": "due time"}
+
+
+def _convert_old_queue(db: Database) -> None:
+    """Entries of an earlier build (`_id` = reminder id) are never in a due
+    range: re-queue them keyed by due time, once per database."""
+    if db.meta.find_one({"_id": QUEUE_FORMAT["_id"]}):
+        return
+    old = list(db.queue.find({"reminder_id": {"$exists": False}}))
+    for entry in old:
+        if not entry.get("done") and entry.get("due_at"):
+            enqueue(db, entry["_id"], entry["due_at"])
+    remove_entries(db, [e["_id"] for e in old])
+    try:
+        db.meta.insert_one(dict(QUEUE_FORMAT))
+    except DuplicateKeyError:
+        pass  # another instance converted it at the same time
 
 
 # --------------------------------------------------------------------------
@@ -93,9 +115,16 @@ def pending_of_customer(db: Database, customer_id: str, kinds) -> list[dict]:
 # the queue of reminders that may fire
 
 
+def _time_key(at: datetime) -> str:
+    """Fixed width, UTC, to the millisecond (what the database keeps of a
+    time): the key made from a stored reminder's due_at is its entry's."""
+    at = at.astimezone(UTC)
+    return f"{at:%Y%m%dT%H%M%S}.{at.microsecond // 1000:03d}"
+
+
 def queue_key(rid: str, due_at: datetime) -> str:
-    """Fixed-width UTC time first: keys sort as their due times do."""
-    return f"{due_at.astimezone(UTC):%Y%m%dT%H%M%S.%f}|{rid}"
+    """Time first: keys sort as their due times do."""
+    return f"{_time_key(due_at)}|{rid}"
 
 
 def queue_entry(rid: str, due_at: datetime, queued_at: datetime | None = None) -> dict:
@@ -121,7 +150,7 @@ def due_entries(db: Database, now: datetime, limit: int = 0) -> list[dict]:
     sort them); the range is read from the _id index in its order there and
     on MongoDB alike, so a limited read takes the earliest."""
     # "~" sorts after the "|" that ends every key's time: all of `now` is in.
-    bound = f"{now.astimezone(UTC):%Y%m%dT%H%M%S.%f}~"
+    bound = f"{_time_key(now)}~"
     return list(db.queue.find({"_id": {"$lte": bound}}).limit(limit))
 
 

@@ -173,6 +173,32 @@ def test_a_backlog_is_taken_a_few_batches_a_tick_earliest_first():
     assert sorted(e["reminder_id"] for e in due_events(svc)) == [f"r-{i}" for i in range(10)]
 
 
+def test_the_queue_of_an_earlier_build_is_converted_once_and_fires():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    db = svc.db
+    db.meta.delete_many({})  # a database the earlier build wrote
+    due = T0 - timedelta(seconds=30)
+    for i, status in enumerate(("pending", "pending", "cancelled")):
+        db.reminders.insert_one({
+            "_id": f"old-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"旧提醒{i}",
+            "content": "", "due_at": due, "customer_id": None, "escalate_after_minutes": 0,
+            "status": status, "created_at": T0 - timedelta(days=1), "updated_at": T0})
+    db.queue.insert_many([{"_id": "old-0", "due_at": due, "queued_at": T0},
+                          {"_id": "old-1", "due_at": T0 + timedelta(hours=1), "queued_at": T0},
+                          {"_id": "old-2", "done": True}])
+    db.reminders.update_one({"_id": "old-1"}, {"$set": {"due_at": T0 + timedelta(hours=1)}})
+    storage.ensure_indexes(db)
+    storage.ensure_indexes(db)  # a second instance starting: nothing more to do
+    assert sorted(e["_id"] for e in db.queue.find()) == [
+        storage.queue_key("old-0", due), storage.queue_key("old-1", T0 + timedelta(hours=1))]
+    assert svc.fire_due() == 1
+    assert [e["reminder_id"] for e in due_events(svc)] == ["old-0"]
+    clock.advance(hours=1)
+    assert svc.fire_due() == 1
+    assert db.queue.count_documents({}) == 0
+
+
 # --------------------------------------------------------------------------
 # birthday series
 

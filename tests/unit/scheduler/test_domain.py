@@ -3,7 +3,7 @@ birthday series (no broker, no database)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -265,3 +265,16 @@ def test_only_a_creation_without_a_birthday_is_nothing_to_schedule():
     # an amendment without a birthday may be removing one
     assert not domain.nothing_to_schedule(
         "CustomerAmended", domain.series_from_event("CustomerAmended", created(birthday=None)))
+
+
+def test_queue_keys_sort_as_due_times_and_are_the_same_from_a_stored_time():
+    from services.scheduler.storage import queue_key
+
+    at = datetime(2026, 12, 2, 13, 24, 49, 123456, tzinfo=UTC)
+    stored = at.replace(microsecond=123000)  # what the database gives back
+    assert queue_key("r1", at) == queue_key("r1", stored) == "20261202T132449.123|r1"
+    shanghai = at.astimezone(timezone(timedelta(hours=8)))
+    assert queue_key("r1", shanghai) == queue_key("r1", at)
+    times = [at + timedelta(milliseconds=ms) for ms in (5, -3000, 999, 86_400_000, 0)]
+    keys = [queue_key("esc_6b10", t) for t in times]
+    assert sorted(keys) == [queue_key("esc_6b10", t) for t in sorted(times)]
