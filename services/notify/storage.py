@@ -14,7 +14,8 @@ Collections:
   user, so the live stream asks "anything new?" with one `_id` look-up.
 
 As in the scheduler, the per-event path uses inserts and `_id` look-ups only
-(FerretDB 1.24 indexes nothing but `_id` equality).
+(on FerretDB 1.24, as patched in scripts/ferretdb, only `_id` lookups, lists
+and ranges reach an index).
 """
 
 from __future__ import annotations
