@@ -7,11 +7,13 @@ service can reach another's data by accident.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from services.common import config
 
@@ -26,6 +28,33 @@ def make_client(uri: str | None = None) -> MongoClient:
         connect=False,
         appname="salescrm",
     )
+
+
+# The most ids one query lists: FerretDB (scripts/ferretdb) pushes a list of
+# this many down to its _id index.
+IDS_PER_QUERY = 1000
+
+
+def find_by_ids(coll: Collection, ids: list, projection=None) -> Iterator[dict]:
+    """The documents of `ids` that exist, a bounded `_id: {$in}` at a time."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        yield from coll.find({"_id": {"$in": ids[start:start + IDS_PER_QUERY]}}, projection)
+
+
+def insert_new(coll: Collection, docs: list[dict]) -> list[int]:
+    """Insert all of `docs` whose `_id` is free, in one unordered insert;
+    returns the positions of those refused as duplicates. Any other write
+    error is raised (and what got in stays in)."""
+    if not docs:
+        return []
+    try:
+        coll.insert_many(docs, ordered=False)
+        return []
+    except BulkWriteError as err:
+        errors = err.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return sorted(e["index"] for e in errors)
 
 
 class Mongo(DependencyProvider):

@@ -66,11 +66,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.common.errors import Conflict
+from services.common.mongo import find_by_ids, insert_new
 from services.customers import audit
 from services.customers import normalize as norm
 from services.customers.domain import is_name_key, split_name_key
@@ -109,25 +109,10 @@ def _fold_old_term_shards(db: Database) -> None:
         for doc in db[name].find():
             batch.append(doc)
             if len(batch) >= 1000:
-                _insert_new(db.name_terms, batch)
+                insert_new(db.name_terms, batch)
                 batch = []
-        _insert_new(db.name_terms, batch)
+        insert_new(db.name_terms, batch)
         db.drop_collection(name)
-
-
-def _insert_new(coll: Collection, docs: list[dict]) -> list[int]:
-    """insert_many that skips documents whose _id exists; returns the
-    indexes of the skipped ones."""
-    if not docs:
-        return []
-    try:
-        coll.insert_many(docs, ordered=False)
-        return []
-    except BulkWriteError as err:
-        errors = err.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return sorted(e["index"] for e in errors)
 
 
 # ---------------------------------------------------------------- audit
@@ -415,8 +400,8 @@ def index_name(db: Database, customer_id: str, core: str, region: str,
     posting = {"c": customer_id, "k": core, "r": region}
     terms = list(dict.fromkeys(terms))
     first, second = _slots(customer_id)
-    taken = _insert_new(db.name_terms, [{"_id": f"{t}#{first}", **posting} for t in terms])
-    _insert_new(db.name_terms, [{"_id": f"{terms[i]}#{second}", **posting} for i in taken])
+    taken = insert_new(db.name_terms, [{"_id": f"{t}#{first}", **posting} for t in terms])
+    insert_new(db.name_terms, [{"_id": f"{terms[i]}#{second}", **posting} for i in taken])
 
 
 def unindex_name(db: Database, customer_id: str, core: str, region: str,
@@ -427,7 +412,7 @@ def unindex_name(db: Database, customer_id: str, core: str, region: str,
     read before the delete cannot race with another writer of the slot."""
     slots = _slots(customer_id)
     ids = [f"{t}#{slot}" for t in dict.fromkeys(terms) for slot in slots]
-    mine = [d["_id"] for d in _by_ids(db.name_terms, ids) if d.get("c") == customer_id]
+    mine = [d["_id"] for d in find_by_ids(db.name_terms, ids) if d.get("c") == customer_id]
     for start in range(0, len(mine), 1000):
         db.name_terms.delete_many({"_id": {"$in": mine[start:start + 1000]}})
 
@@ -437,13 +422,8 @@ def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:
     every slot of every term by _id, in one indexed $in (a thousand at a
     time), whatever the number of customers."""
     ids = [f"{t}#{slot}" for t in dict.fromkeys(terms) for slot in range(NAME_TERM_SLOTS)]
-    by_id = {d["_id"]: d for d in _by_ids(db.name_terms, ids)}
+    by_id = {d["_id"]: d for d in find_by_ids(db.name_terms, ids)}
     return [by_id[i] for i in ids if i in by_id]
-
-
-def _by_ids(coll: Collection, ids: list[str]):
-    for start in range(0, len(ids), 1000):
-        yield from coll.find({"_id": {"$in": ids[start:start + 1000]}})
 
 
 # ---------------------------------------------------------------- follow-ups

@@ -32,6 +32,8 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.common.mongo import find_by_ids, insert_new
+
 
 def ensure_indexes(db: Database) -> None:
     db.reminders.create_index([("user_id", ASCENDING), ("due_at", ASCENDING)], name="user_due")
@@ -85,12 +87,7 @@ def find_reminder(db: Database, rid: str) -> dict | None:
 
 
 def find_reminders(db: Database, rids: list[str]) -> dict[str, dict]:
-    return {d["_id"]: d for d in _by_ids(db.reminders, rids)}
-
-
-def _by_ids(coll, ids: list[str], projection=None):
-    for start in range(0, len(ids), 1000):
-        yield from coll.find({"_id": {"$in": ids[start:start + 1000]}}, projection)
+    return {d["_id"]: d for d in find_by_ids(db.reminders, rids)}
 
 
 def save_reminder(db: Database, doc: dict) -> None:
@@ -176,7 +173,7 @@ def find_firing(db: Database, rid: str) -> dict | None:
 
 
 def fired_among(db: Database, rids: list[str]) -> set[str]:
-    return {d["_id"] for d in _by_ids(db.firings, rids, {"_id": 1})}
+    return {d["_id"] for d in find_by_ids(db.firings, rids, {"_id": 1})}
 
 
 def count_firings(db: Database) -> int:
@@ -198,19 +195,13 @@ def try_lock(db: Database, key: str, owner: str, until: datetime) -> bool:
 def try_lock_many(db: Database, keys: list[str], owner: str, until: datetime) -> list[str]:
     """The keys this call locked (one insert for all; those already locked
     by someone are refused one by one, as `try_lock` refuses)."""
-    if not keys:
-        return []
     try:
-        db.locks.insert_many([{"_id": k, "owner": owner, "until": until} for k in keys],
-                             ordered=False)
-        return list(keys)
-    except BulkWriteError as err:
-        errors = err.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            unlock_many(db, keys, owner)  # whatever of ours got in
-            raise
-        refused = {e["index"] for e in errors}
-        return [k for i, k in enumerate(keys) if i not in refused]
+        refused = set(insert_new(db.locks, [{"_id": k, "owner": owner, "until": until}
+                                            for k in keys]))
+    except BulkWriteError:
+        unlock_many(db, keys, owner)  # whatever of ours got in
+        raise
+    return [k for i, k in enumerate(keys) if i not in refused]
 
 
 def unlock(db: Database, key: str, owner: str) -> None:
