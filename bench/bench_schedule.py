@@ -97,7 +97,7 @@ def _load(ctx, tag: str, n: int, users: list[str], start: datetime, window: floa
             "title": f"压测提醒 {i}：回访客户", "content": "", "due_at": due,
             "customer_id": None, "escalate_after_minutes": escalate, "contact_name": None,
             "note": None, "status": "pending", "created_at": now, "updated_at": now})
-        entries.append(storage.queue_entry(rid, due, now))
+        entries.append(storage.queue_entry(rid, due))
     for k in range(0, n, 1000):
         db.queue.insert_many(entries[k:k + 1000], ordered=False)
         db.reminders.insert_many(reminders[k:k + 1000], ordered=False)

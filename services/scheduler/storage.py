@@ -5,7 +5,7 @@ Collections:
   Its `status` is written by people (cancel, acknowledge), not by firing.
 - `firings`: `{_id: reminder id, fired_at, late, by}`, inserted once a
   reminder's `ReminderDue` went out: a reminder is fired when it has one.
-- `queue`: `{_id: "<due_at>|<reminder id>", reminder_id, due_at, queued_at}`
+- `queue`: `{_id: "<due_at>|<reminder id>", reminder_id, due_at}`
   for reminders that may still fire. Keyed by due time, "what is due now" is
   a range of `_id`s; the firing loop deletes the entries it is done with
   (fired, cancelled, moved by an edit).
@@ -124,9 +124,8 @@ def queue_key(rid: str, due_at: datetime) -> str:
     return f"{_time_key(due_at)}|{rid}"
 
 
-def queue_entry(rid: str, due_at: datetime, queued_at: datetime | None = None) -> dict:
-    return {"_id": queue_key(rid, due_at), "reminder_id": rid, "due_at": due_at,
-            "queued_at": queued_at or datetime.now(UTC)}
+def queue_entry(rid: str, due_at: datetime) -> dict:
+    return {"_id": queue_key(rid, due_at), "reminder_id": rid, "due_at": due_at}
 
 
 def enqueue(db: Database, rid: str, due_at: datetime) -> None:

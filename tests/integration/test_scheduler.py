@@ -226,7 +226,7 @@ def test_two_scheduler_instances_fire_each_of_500_reminders_exactly_once(
                      "customer_id": None, "escalate_after_minutes": 0, "status": "pending",
                      "created_at": T0 - timedelta(hours=1), "updated_at": T0})
     reminders.insert_many(docs)
-    queue.insert_many([storage.queue_entry(d["_id"], d["due_at"], T0) for d in docs])
+    queue.insert_many([storage.queue_entry(d["_id"], d["due_at"]) for d in docs])
     a = container_factory(SchedulerService, config)
     b = container_factory(SchedulerService, config)
     pool = eventlet.GreenPool(2)

@@ -63,7 +63,7 @@ def test_sigkill_mid_burst_loses_nothing_and_shows_nothing_twice(
              "created_at": start, "updated_at": start} for i in range(N)]
     db = db_of("scheduler")
     db.reminders.insert_many(docs)
-    db.queue.insert_many([storage.queue_entry(d["_id"], d["due_at"], start) for d in docs])
+    db.queue.insert_many([storage.queue_entry(d["_id"], d["due_at"]) for d in docs])
     notifications = db_of("notify").notifications
 
     first = scheduler_process(service_config, tmp_path / "first.log")

@@ -125,7 +125,7 @@ def test_a_long_batch_fires_each_at_its_own_time_and_none_late_in_its_lease(monk
             "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访{who}",
             "content": "", "due_at": due, "customer_id": None, "escalate_after_minutes": 0,
             "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
-        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due, T0))
+        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due))
     leases = {}
     real_lock = scheduler_service.storage.try_lock_many
 
@@ -163,7 +163,7 @@ def test_a_backlog_is_taken_a_few_batches_a_tick_earliest_first():
             "_id": f"r-{i}", "user_id": ZHANG["id"], "kind": "event", "title": f"回访客户{i}",
             "content": "", "due_at": due, "customer_id": None, "escalate_after_minutes": 0,
             "status": "pending", "created_at": T0 - timedelta(days=1), "updated_at": T0})
-        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due, T0))
+        svc.db.queue.insert_one(storage.queue_entry(f"r-{i}", due))
     with nameko.config.patch({"SCHEDULER_BATCH": 1}):  # four entries a tick
         assert svc.fire_due() == 4
         assert {e["reminder_id"] for e in due_events(svc)} == {f"r-{i}" for i in range(4)}
