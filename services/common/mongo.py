@@ -41,6 +41,13 @@ def find_by_ids(coll: Collection, ids: list, projection=None) -> Iterator[dict]:
         yield from coll.find({"_id": {"$in": ids[start:start + IDS_PER_QUERY]}}, projection)
 
 
+def delete_by_ids(coll: Collection, ids: list, **also) -> None:
+    """Delete the documents of `ids` (that also match `also`), a bounded
+    `_id: {$in}` at a time."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        coll.delete_many({"_id": {"$in": ids[start:start + IDS_PER_QUERY]}, **also})
+
+
 def insert_new(coll: Collection, docs: list[dict]) -> list[int]:
     """Insert all of `docs` whose `_id` is free, in one unordered insert;
     returns the positions of those refused as duplicates. Any other write

@@ -70,7 +70,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.common.errors import Conflict
-from services.common.mongo import find_by_ids, insert_new
+from services.common.mongo import delete_by_ids, find_by_ids, insert_new
 from services.customers import audit
 from services.customers import normalize as norm
 from services.customers.domain import is_name_key, split_name_key
@@ -412,9 +412,8 @@ def unindex_name(db: Database, customer_id: str, core: str, region: str,
     read before the delete cannot race with another writer of the slot."""
     slots = _slots(customer_id)
     ids = [f"{t}#{slot}" for t in dict.fromkeys(terms) for slot in slots]
-    mine = [d["_id"] for d in find_by_ids(db.name_terms, ids) if d.get("c") == customer_id]
-    for start in range(0, len(mine), 1000):
-        db.name_terms.delete_many({"_id": {"$in": mine[start:start + 1000]}})
+    delete_by_ids(db.name_terms, [d["_id"] for d in find_by_ids(db.name_terms, ids)
+                                  if d.get("c") == customer_id])
 
 
 def term_postings(db: Database, terms: Iterable[str]) -> list[dict]:

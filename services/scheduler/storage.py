@@ -32,7 +32,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.common.mongo import find_by_ids, insert_new
+from services.common.mongo import delete_by_ids, find_by_ids, insert_new
 
 
 def ensure_indexes(db: Database) -> None:
@@ -151,8 +151,7 @@ def due_entries(db: Database, now: datetime, limit: int = 0) -> list[dict]:
 
 
 def remove_entries(db: Database, keys: list[str]) -> None:
-    for start in range(0, len(keys), 1000):
-        db.queue.delete_many({"_id": {"$in": keys[start:start + 1000]}})
+    delete_by_ids(db.queue, keys)
 
 
 # --------------------------------------------------------------------------
@@ -173,10 +172,6 @@ def find_firing(db: Database, rid: str) -> dict | None:
 
 def fired_among(db: Database, rids: list[str]) -> set[str]:
     return {d["_id"] for d in find_by_ids(db.firings, rids, {"_id": 1})}
-
-
-def count_firings(db: Database) -> int:
-    return db.firings.count_documents({})
 
 
 # --------------------------------------------------------------------------
@@ -208,8 +203,7 @@ def unlock(db: Database, key: str, owner: str) -> None:
 
 
 def unlock_many(db: Database, keys: list[str], owner: str) -> None:
-    for start in range(0, len(keys), 1000):
-        db.locks.delete_many({"_id": {"$in": keys[start:start + 1000]}, "owner": owner})
+    delete_by_ids(db.locks, keys, owner=owner)
 
 
 def expired_locks(db: Database, now: datetime, limit: int = 1000) -> list[dict]:
