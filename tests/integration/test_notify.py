@@ -191,18 +191,19 @@ def test_a_webhook_that_never_answers_well_leaves_a_failed_delivery_in_the_inbox
             assert len(hook.received) == 4
 
 
-def sms_sent_after_half_a_minute(rpc, clock, name, phone, title):  # noqa: F811
-    """A rep's reminder left unacknowledged for its 0.5 minutes: (the
-    notification, the inbox item once its SMS is sent)."""
+def left_unacknowledged(rpc, clock, name, phone, title, status="sent",  # noqa: F811
+                        minutes=0.5):
+    """A rep's reminder left unacknowledged for its `minutes`: (the
+    notification, the inbox item once its SMS has `status`)."""
     rep = make_user(rpc["accounts"], name, phone=phone)
     rpc["scheduler"].create_reminder(rep, {
         "title": title, "due_at": (T0 + timedelta(minutes=1)).isoformat(),
-        "escalate_after_minutes": 0.5})
+        "escalate_after_minutes": minutes})
     clock.advance(minutes=1)
     n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
-    clock.advance(seconds=30)
+    clock.advance(minutes=minutes)
     item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
-                    ["sms"]["status"] == "sent" and x, what="the SMS sent")
+                    ["sms"]["status"] == status and x, what=f"the SMS {status}")
     return n, item
 
 
@@ -226,8 +227,7 @@ def test_a_worker_dying_right_after_claiming_the_sms_leaves_it_to_the_retry_loop
         config = fast(service_config, hook)
         stack, rpc = start(container_factory, config)
         with stack:
-            n, item = sms_sent_after_half_a_minute(rpc, clock, "陈静", "13800138009",
-                                                   "确认比亚迪样品签收")
+            n, item = left_unacknowledged(rpc, clock, "陈静", "13800138009", "确认比亚迪样品签收")
             assert crashes == [n["id"]]
             assert len(item["sms"]["attempts"]) == 1
             clock.advance(minutes=5)
@@ -252,8 +252,7 @@ def test_the_retry_loop_ticking_while_the_sms_is_being_claimed_does_not_lose_it(
     with webhook(200) as hook:
         stack, rpc = start(container_factory, fast(service_config, hook))
         with stack:
-            _, item = sms_sent_after_half_a_minute(rpc, clock, "赵磊", "13800138010",
-                                                   "催收深圳华强北电子城货款")
+            _, item = left_unacknowledged(rpc, clock, "赵磊", "13800138010", "催收深圳华强北电子城货款")
             assert len(item["sms"]["attempts"]) == 1
             assert [body["to"] for _, body in hook.received] == ["+8613800138010"]
 
@@ -261,15 +260,7 @@ def test_the_retry_loop_ticking_while_the_sms_is_being_claimed_does_not_lose_it(
 def test_user_without_phone_gets_no_sms_but_a_visible_reason(
         hook_and_services, clock):  # noqa: F811
     hook, rpc = hook_and_services
-    rep = make_user(rpc["accounts"], "刘洋")  # no phone
-    rpc["scheduler"].create_reminder(rep, {
-        "title": "回访老客户", "due_at": (T0 + timedelta(minutes=1)).isoformat(),
-        "escalate_after_minutes": 1})
-    clock.advance(minutes=1)
-    n = wait_for(lambda: reminder_inbox(rpc["notify"], rep), what="notification")[0]
-    clock.advance(minutes=1)
-    item = wait_for(lambda: (x := rpc["notify"].get_notification(rep, n["id"]))
-                    ["sms"]["status"] == "skipped" and x, what="skipped")
+    _, item = left_unacknowledged(rpc, clock, "刘洋", None, "回访老客户", "skipped", minutes=1)
     assert item["sms"]["error"] == "the user has no phone number"
     assert hook.received == []
 
