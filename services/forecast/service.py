@@ -184,7 +184,8 @@ class ForecastService:
                                          merged, doc)
 
         try:
-            storage.update_deal(self.db, customer_id, change, self.clock.now)
+            storage.update_deal(self.db, customer_id, change, self.clock.now,
+                                likely_new=event_type == "CustomerCreated")
         except domain.EventError as exc:
             self._reject(event_type, payload, exc)
 

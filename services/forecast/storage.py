@@ -287,6 +287,7 @@ def update_deal(
     *,
     add_gen: int | None = None,
     max_wait: float = MAX_WAIT_SECONDS,
+    likely_new: bool = False,
 ) -> dict | None:
     """Apply ``change`` to a deal exactly once, with the scope documents.
 
@@ -295,12 +296,19 @@ def update_deal(
     ``add_gen`` the deal's whole contribution is also added to that
     generation if it is not counted there yet (rebuild). Returns the fields
     written, or ``None``.
+
+    ``likely_new`` (a CustomerCreated): try the insert of a new deal without
+    reading first; if the deal exists after all (a redelivery, an event that
+    came first), the insert fails and the update goes the usual way. One
+    query less for every new customer.
     """
     token = uuid.uuid4().hex
     deadline = time.monotonic() + max_wait
     coll = deals(db, customer_id)
+    read = not likely_new
     while True:
-        doc = coll.find_one({"_id": customer_id})
+        doc = coll.find_one({"_id": customer_id}) if read else None
+        read = True
         if doc is not None and doc.get("pending"):
             if not _take_over(db, doc, now(), token):
                 if time.monotonic() > deadline:

@@ -323,6 +323,35 @@ def test_a_crash_between_the_deal_and_the_aggregates_neither_loses_nor_doubles(
     assert forecast.get_forecast(ADMIN)["forecast"] == 80_000 * 0.75 + 20_000 * 0.9
 
 
+def test_a_new_customer_written_without_a_read_is_counted_once_through_crash_and_redelivery(
+        forecast, publish, service_config, db_of, monkeypatch):
+    # CustomerCreated inserts the deal without reading it first; the
+    # redelivery after a crash finds the deal there and must go the usual way.
+    db = db_of("forecast")
+    real_apply = storage._apply_cell
+    monkeypatch.setattr(storage, "_apply_cell", lambda *a: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        storage.update_deal(db, "fresh1", _deal_change(created("fresh1", 50, yuan=40_000),
+                                                       "CustomerCreated"),
+                            clock.now, likely_new=True)
+    monkeypatch.setattr(storage, "_apply_cell", real_apply)
+    assert storage.find_deal(db, "fresh1")["pending"]
+    assert _company(db) == {}
+    storage.deals(db, "fresh1").update_one({"_id": "fresh1"},
+                        {"$set": {"pending.at": clock.now() - timedelta(minutes=5)}})
+    event = created("fresh1", 50, yuan=40_000)
+    publish("CustomerCreated", event)  # the redelivery
+    publish("CustomerCreated", event)  # and once more, after it finished
+    drain(forecast.container, service_config["AMQP_URI"])
+    assert _company(db) == {50: (1, 4_000_000)}
+    assert storage.find_deal(db, "fresh1").get("pending") is None
+    # A customer whose deal an earlier event made: created comes second.
+    publish("StageChanged", moved("late1", 2, 25, 75, yuan=10_000))
+    publish("CustomerCreated", created("late1", 25, yuan=10_000))
+    drain(forecast.container, service_config["AMQP_URI"])
+    assert _company(db) == {50: (1, 4_000_000), 75: (1, 1_000_000)}
+
+
 def test_the_sweeper_finishes_an_update_no_event_comes_back_for(forecast, publish,
                                                                  service_config, db_of,
                                                                  monkeypatch):
