@@ -163,8 +163,10 @@ class IntegrityRpc:
             wanted = self._claim_keys_of(lc.apply_changes(customer, diff))
             self._refuse_duplicate(customer["_id"], storage.holders(self.db, wanted))
 
-    def _apply_changes(self, customer_id: str, changes: dict):
-        """Apply normalized changes -> (before, after or None, diff).
+    def _apply_changes(self, customer_id: str, changes: dict, amendment: dict | None = None):
+        """Apply normalized changes -> (before, after or None, diff). With
+        `amendment`, only while its asker still owns the customer (checked
+        on each fresh read: an owner change in between fails the version).
 
         Edits of one customer are serialized by a short lease so that two
         approvals on the same record cannot interleave their key claims.
@@ -186,6 +188,8 @@ class IntegrityRpc:
                 self._check_referrer(customer_id, changes["referred_by"])
             for _ in range(VERSION_RETRIES):
                 customer = self._customer(customer_id)
+                if amendment is not None:
+                    lc.check_amendment_current(amendment, customer)
                 diff = lc.diff(customer, changes)
                 if not diff:
                     return customer, None, {}
@@ -309,7 +313,7 @@ class IntegrityRpc:
                    "note": data.note}
         customer_id = amendment["customer_id"]
         try:
-            _, after, diff = self._apply_changes(customer_id, amendment["changes"])
+            _, after, diff = self._apply_changes(customer_id, amendment["changes"], amendment)
         except (Invalid, Conflict) as exc:
             if exc.code == "busy":
                 store.finish_amendment(self.db, amendment_id, lc.AMENDMENT_APPLYING,

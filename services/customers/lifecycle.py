@@ -122,6 +122,19 @@ def check_may_decide_amendment(actor: Principal, customer: Mapping | None) -> Ma
     return customer
 
 
+def check_amendment_current(amendment: Mapping, customer: Mapping) -> None:
+    """An amendment speaks for the ownership it was asked in. Once the
+    customer changed hands (the pool, a claim, a reassignment, a dispute;
+    even back to the same rep) the record is the new owner's to answer for:
+    the old request is refused, and he asks again if he wants the change."""
+    since = customer.get("owner_since")
+    if customer.get("owner_id") != amendment.get("owner_id") or (
+            since is not None and since > amendment["requested_at"]):
+        raise Conflict("amendment_stale",
+                       "the customer has changed owner since this amendment was asked for; "
+                       "the current owner can ask again")
+
+
 def check_amendment_pending(amendment: Mapping) -> None:
     if amendment["status"] != AMENDMENT_PENDING:
         raise Conflict("amendment_not_pending",

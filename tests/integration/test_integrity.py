@@ -302,6 +302,36 @@ def test_patch_is_for_managers_with_a_reason(rpc, people):
     assert err.value.code == "records_are_immutable"
 
 
+def test_an_amendment_asked_before_an_owner_change_is_refused_not_applied(rpc, people, db):
+    customers, _ = rpc
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    old = customers.request_amendment(zhang, c["id"], {
+        "changes": {"expected_value": 10000, "industry": "电子元器件"},
+        "reason": "客户预算缩减"})
+    alarm = customers.raise_alarm(zhang, c["id"], {"reason": "客户在广州，我跑不过来"})
+    customers.resolve_alarm(wang, alarm["id"], {"decision": "reassign", "note": "李娜在广州",
+                                                "verified": "real", "new_owner_id": li["id"]})
+    # the same manager decides for the new owner now: zhang's request is not li's
+    with pytest.raises(Conflict) as err:
+        customers.approve_amendment(wang, old["id"])
+    assert err.value.code == "amendment_stale"
+    got = customers.get_customer(li, c["id"])
+    assert got["expected_value"] == 50000 and got["industry"] is None
+    [decided] = [a for a in customers.list_amendments(wang, {})["items"] if a["id"] == old["id"]]
+    assert decided["status"] == "rejected"
+    assert customers.list_amendments(wang, {"status": "pending"})["total"] == 0
+    # the new owner asks for himself and that one applies
+    mine = customers.request_amendment(li, c["id"], {"changes": {"industry": "电子元器件"},
+                                                     "reason": "补充行业"})
+    assert customers.approve_amendment(wang, mine["id"])["status"] == "approved"
+    assert customers.get_customer(li, c["id"])["industry"] == "电子元器件"
+    actions = [e["action"] for e in db.audit.find({"customer_id": c["id"]}).sort("seq", 1)]
+    assert actions == ["create", "amendment_requested", "alarm_raised", "alarm_resolved",
+                       "owner_changed", "amendment_refused", "amendment_requested",
+                       "amendment_approved"]
+
+
 # --------------------------------------------------------- alarms and pool
 
 

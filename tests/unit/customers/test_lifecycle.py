@@ -67,6 +67,22 @@ def test_amendment_matrix():
         409, "amendment_not_pending")
 
 
+def test_an_amendment_counts_only_in_the_ownership_it_was_asked_in():
+    asked = datetime(2026, 3, 9, 10, 30, tzinfo=UTC)
+    amendment = {"owner_id": "u_zhang", "requested_at": asked}
+    check = lc.check_amendment_current
+    assert code(check, amendment, CUSTOMER) == (200, None)  # never changed hands
+    assert code(check, amendment, {**CUSTOMER, "owner_since": asked - timedelta(days=30)}) == (
+        200, None)
+    assert code(check, amendment, {**CUSTOMER, "owner_id": "u_li",
+                                   "owner_since": asked + timedelta(hours=1)}) == (
+        409, "amendment_stale")
+    assert code(check, amendment, POOLED) == (409, "amendment_stale")
+    # pooled and claimed back by the same rep: a new ownership all the same
+    assert code(check, amendment, {**CUSTOMER, "owner_since": asked + timedelta(days=2)}) == (
+        409, "amendment_stale")
+
+
 def test_diff_keeps_only_real_changes():
     changes = lc.diff(CUSTOMER, {"company_name": "深圳市华强电子有限公司",
                                  "phones": ["+8675583216666", "+8613800138000"],
