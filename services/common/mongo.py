@@ -13,7 +13,7 @@ from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from services.common import config
 
@@ -28,6 +28,16 @@ def make_client(uri: str | None = None) -> MongoClient:
         connect=False,
         appname="salescrm",
     )
+
+
+def is_duplicate_key(exc: Exception) -> bool:
+    """A write refused by a unique index. MongoDB answers code 11000
+    (DuplicateKeyError) for every kind of write; FerretDB 1.24 on SQLite does
+    for inserts, but an update that breaks a unique index comes back as an
+    InternalError naming SQLite's constraint."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, OperationFailure) and "UNIQUE constraint failed" in str(exc)
 
 
 # The most ids one query lists: FerretDB (scripts/ferretdb) pushes a list of

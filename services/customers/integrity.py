@@ -429,14 +429,22 @@ class IntegrityRpc:
         data = parse(schemas.AlarmIn, body)
         customer = lc.check_may_raise_alarm(actor, self._customer(customer_id))
         now = self.clock.now()
+        doc = {"customer_id": customer_id, "company_name": customer.get("company_name"),
+               "owner_id": actor.id, "owner_name": actor.name, "team_id": customer.get("team_id"),
+               "reason": data.reason, "raised_at": now, "decision": None, "verified": None,
+               "note": None, "new_owner_id": None, "resolved_by": None, "resolved_at": None}
         try:
-            alarm = store.insert_alarm(self.db, {
-                "customer_id": customer_id, "company_name": customer.get("company_name"),
-                "owner_id": actor.id, "owner_name": actor.name, "team_id": customer.get("team_id"),
-                "reason": data.reason, "raised_at": now, "decision": None, "verified": None,
-                "note": None, "new_owner_id": None, "resolved_by": None, "resolved_at": None})
+            alarm = store.insert_alarm(self.db, doc)
         except store.AlarmOpen:
-            raise Conflict("alarm_open", "an alarm on this customer is already open") from None
+            # A previous owner's alarm still open is no alarm of this owner's.
+            current = store.open_alarm_of(self.db, customer_id)
+            if current is None or not lc.alarm_overtaken(current, customer):
+                raise Conflict("alarm_open", "an alarm on this customer is already open") from None
+            self._void_alarm(actor, current, lc.ALARM_OPEN, customer)
+            try:
+                alarm = store.insert_alarm(self.db, doc)
+            except store.AlarmOpen:
+                raise Conflict("alarm_open", "an alarm on this customer is already open") from None
         self._audit(customer_id, actor, "alarm_raised", None,
                     {"alarm_id": alarm["_id"], "reason": data.reason}, now)
         self.dispatch("AlarmRaised", event(
@@ -450,6 +458,10 @@ class IntegrityRpc:
         actor = Principal.of(actor)
         data = parse(schemas.AlarmResolveIn, body)
         alarm = lc.check_may_resolve_alarm(actor, store.find_alarm(self.db, alarm_id))
+        customer = self._customer(alarm["customer_id"])
+        if lc.alarm_overtaken(alarm, customer):
+            self._void_alarm(actor, alarm, lc.ALARM_OPEN, customer)
+            raise _alarm_stale()
         new_owner = None
         if data.new_owner_id:
             new_owner = self.accounts.get_users([data.new_owner_id]).get(data.new_owner_id)
@@ -470,8 +482,16 @@ class IntegrityRpc:
 
             try:
                 before, after = self._update(customer_id, compute)
+            except Conflict as exc:
+                if exc.code != "owner_changed" and store.reopen_alarm(self.db, resolved):
+                    raise
+                # the customer changed hands since the alarm was read
+                self._void_alarm(actor, resolved, lc.ALARM_RESOLVED, self._customer(customer_id))
+                raise _alarm_stale() from None
             except Exception:
-                store.reopen_alarm(self.db, resolved)
+                if not store.reopen_alarm(self.db, resolved):
+                    self._void_alarm(actor, resolved, lc.ALARM_RESOLVED,
+                                     self._customer(customer_id))
                 raise
         self._audit(customer_id, actor, "alarm_resolved", {"alarm_id": alarm_id, "status": "open"},
                     {"alarm_id": alarm_id, "decision": data.decision, "verified": data.verified,
@@ -632,6 +652,20 @@ class IntegrityRpc:
             self._owner_changed(before, after, "dispute", actor)
         return _dispute_out(resolved)
 
+    def _void_alarm(self, actor: Principal, alarm: dict, status: str,
+                    customer: dict | None) -> None:
+        """Close an alarm overtaken by an owner change (lifecycle.alarm_overtaken)."""
+        now = self.clock.now()
+        voided = store.void_alarm(self.db, alarm["_id"], status, {
+            "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
+            "note": "the customer changed hands before the alarm was resolved"})
+        if voided is None:
+            return  # resolved or voided by someone else meanwhile
+        self._audit(alarm["customer_id"], actor, "alarm_voided",
+                    {"alarm_id": alarm["_id"], "owner_id": alarm.get("owner_id")},
+                    {"alarm_id": alarm["_id"], "owner_id": (customer or {}).get("owner_id"),
+                     "status": (customer or {}).get("status")}, now)
+
     def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None) -> None:
         """Close a dispute overtaken by an owner change: left open, it would
         keep its claimant from filing again and answer every resolve with 409."""
@@ -750,6 +784,11 @@ class IntegrityRpc:
 
 
 # ------------------------------------------------------------ answer shapes
+
+def _alarm_stale() -> Conflict:
+    return Conflict("alarm_stale", "the customer changed hands since the alarm was raised; "
+                                   "the alarm is closed and the current owner can raise his own")
+
 
 def _still_owned_by(customer: dict, owner_id: str) -> None:
     if customer.get("owner_id") != owner_id or customer.get("status") != lc.ACTIVE:

@@ -153,7 +153,8 @@ class Alarm(BaseModel):
     owner_id: str | None
     team_id: str | None
     reason: str
-    status: Literal["open", "resolved"]
+    # void: the customer changed hands before it was resolved
+    status: Literal["open", "resolved", "void"]
     raised_at: str
     decision: str | None = None
     verified: str | None = None

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.common.ids import new_id
+from services.common.mongo import is_duplicate_key
 from services.customers import audit, stages
 
 IN_CHUNK = 1000  # ids per `$in`: keeps each query document small
@@ -180,13 +181,31 @@ def resolve_alarm(db: Database, alarm_id: str, fields: dict) -> dict | None:
         return_document=ReturnDocument.AFTER)
 
 
-def reopen_alarm(db: Database, alarm: dict) -> None:
-    """Undo a resolution whose reassignment lost a race (the customer moved)."""
-    db.alarms.update_one(
-        {"_id": alarm["_id"], "status": "resolved"},
-        {"$set": {"status": "open", "open_for": alarm["customer_id"], "decision": None,
-                  "verified": None, "note": None, "new_owner_id": None, "resolved_by": None,
-                  "resolved_at": None}})
+def reopen_alarm(db: Database, alarm: dict) -> bool:
+    """Undo a resolution whose reassignment failed (the customer was busy).
+    False if it cannot be open again: another alarm on the customer is open
+    (only a new owner could have raised it)."""
+    try:
+        db.alarms.update_one(
+            {"_id": alarm["_id"], "status": "resolved"},
+            {"$set": {"status": "open", "open_for": alarm["customer_id"], "decision": None,
+                      "verified": None, "note": None, "new_owner_id": None,
+                      "resolved_by": None, "resolved_at": None}})
+    except OperationFailure as exc:
+        if not is_duplicate_key(exc):
+            raise
+        return False
+    return True
+
+
+def void_alarm(db: Database, alarm_id: str, status: str, fields: dict) -> dict | None:
+    """Close an alarm (open, or resolved by a reassignment that could not be
+    made) whose customer changed hands; None if it is no longer in `status`."""
+    return db.alarms.find_one_and_update(
+        {"_id": alarm_id, "status": status},
+        {"$set": {"decision": None, "verified": None, "new_owner_id": None, **fields,
+                  "status": "void", "open_for": alarm_id}},
+        return_document=ReturnDocument.AFTER)
 
 
 def latest_alarm(db: Database, customer_id: str) -> dict | None:

@@ -43,6 +43,7 @@ SNAPSHOT_FIELDS = ("company_name", "owner_id", "team_id", "stage", "expected_val
 
 ALARM_OPEN = "open"
 ALARM_RESOLVED = "resolved"
+ALARM_VOID = "void"  # the customer changed hands before anyone resolved it
 DECISIONS = ("continue", "reassign", "abandon")
 VERIFIED = ("real", "fake", "unchecked")
 
@@ -263,6 +264,17 @@ def check_may_resolve_alarm(actor: Principal, alarm: Mapping | None) -> Mapping:
     if alarm["status"] != ALARM_OPEN:
         raise Conflict("alarm_not_open", "the alarm is already resolved")
     return alarm
+
+
+def alarm_overtaken(alarm: Mapping, customer: Mapping | None) -> bool:
+    """An alarm speaks for the ownership it was raised in. After the customer
+    changed hands (a dispute, a reassignment, the pool) nothing is left to
+    decide on it, and left open it would keep the new owner from raising his."""
+    if customer is None or customer.get("owner_id") != alarm.get("owner_id") \
+            or customer.get("status") != ACTIVE:
+        return True
+    since = customer.get("owner_since")
+    return since is not None and since > alarm["raised_at"]
 
 
 def check_alarm_resolution(actor: Principal, alarm: Mapping, decision: str, verified: str,

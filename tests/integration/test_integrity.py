@@ -453,6 +453,57 @@ def test_dispute_goes_to_the_stronger_contact(rpc, people):
     assert customers.get_customer(li, c["id"])["owner"]["id"] == li["id"]
 
 
+def test_an_alarm_overtaken_by_an_owner_change_is_closed_and_the_new_owner_may_raise_his(
+        rpc, people, db):
+    customers, _ = rpc
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    old = customers.raise_alarm(zhang, c["id"], {"reason": "联系人不接电话"})
+    # before 王经理 looks at the alarm, 李娜 wins the customer in a dispute
+    d = customers.file_dispute(li, c["id"], {
+        "contact": {"name": "王建国", "title": "总经理", "decision_level": 5}})
+    customers.resolve_dispute(wang, d["id"], {"winner_id": li["id"], "note": "总经理指定李娜"})
+    # the new owner's own alarm is not refused because of the old one
+    mine = customers.raise_alarm(li, c["id"], {"reason": "客户要求更换对接人"})
+    assert mine["status"] == "open"
+    [closed] = [a for a in customers.list_alarms(wang, {"customer_id": c["id"]})["items"]
+                if a["id"] == old["id"]]
+    assert closed["status"] == "void" and closed["resolved_by"]["id"] == li["id"]
+    with pytest.raises(Conflict) as err:
+        customers.resolve_alarm(wang, old["id"], {"decision": "abandon", "verified": "real",
+                                                  "note": "x"})
+    assert err.value.code == "alarm_not_open"
+    # the old owner's abandon licence never comes from a closed alarm
+    assert customers.resolve_alarm(wang, mine["id"], {"decision": "continue",
+                                                      "verified": "real",
+                                                      "note": "继续跟进"})["status"] == "resolved"
+    actions = [e["action"] for e in db.audit.find({"customer_id": c["id"]}).sort("seq", 1)]
+    assert actions == ["create", "alarm_raised", "dispute_filed", "dispute_resolved",
+                       "owner_changed", "alarm_voided", "alarm_raised", "alarm_resolved"]
+
+
+def test_resolving_an_alarm_overtaken_by_an_owner_change_is_refused_and_closes_it(rpc, people):
+    customers, _ = rpc
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    for decision in ("reassign", "continue"):
+        c = customers.create(zhang, huaqiang(company_name=f"深圳市华强{decision}电子有限公司",
+                                             phones=[], emails=[]))
+        old = customers.raise_alarm(zhang, c["id"], {"reason": "客户失联"})
+        d = customers.file_dispute(li, c["id"], {
+            "contact": {"name": "王建国", "title": "总经理", "decision_level": 5}})
+        customers.resolve_dispute(wang, d["id"], {"winner_id": li["id"], "note": "总经理"})
+        body = {"decision": decision, "verified": "real", "note": "处理"}
+        if decision == "reassign":
+            body["new_owner_id"] = li["id"]
+        with pytest.raises(Conflict) as err:
+            customers.resolve_alarm(wang, old["id"], body)
+        assert err.value.code == "alarm_stale"
+        [closed] = customers.list_alarms(wang, {"customer_id": c["id"]})["items"]
+        assert closed["status"] == "void" and closed["decision"] is None
+        assert customers.get_customer(li, c["id"])["owner"]["id"] == li["id"]
+        assert customers.raise_alarm(li, c["id"], {"reason": "新的问题"})["status"] == "open"
+
+
 def test_a_dispute_overtaken_by_an_owner_change_is_closed_and_may_be_filed_again(
         rpc, people, db):
     customers, _ = rpc

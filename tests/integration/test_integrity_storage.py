@@ -58,6 +58,24 @@ def test_one_open_alarm_per_customer_and_one_use_of_an_abandon(db):
     assert store.find_alarm(db, alarm["_id"])["used_at"] is not None
 
 
+def test_a_resolution_is_undone_only_while_no_other_alarm_is_open(db):
+    doc = {"customer_id": "c9", "owner_id": "u1", "team_id": "t1", "reason": "失联",
+           "raised_at": T0}
+    first = store.insert_alarm(db, doc)
+    resolved = store.resolve_alarm(db, first["_id"], {"decision": "reassign"})
+    assert store.reopen_alarm(db, resolved) is True
+    assert store.open_alarm_of(db, "c9")["_id"] == first["_id"]
+    resolved = store.resolve_alarm(db, first["_id"], {"decision": "reassign"})
+    # meanwhile a new owner raised his own: the old one cannot be open again
+    second = store.insert_alarm(db, {**doc, "owner_id": "u2"})
+    assert store.reopen_alarm(db, resolved) is False
+    assert store.open_alarm_of(db, "c9")["_id"] == second["_id"]
+    voided = race(3, lambda i: store.void_alarm(db, first["_id"], "resolved", {"note": "x"}))
+    assert sum(v is not None for v in voided) == 1
+    assert store.find_alarm(db, first["_id"])["status"] == "void"
+    assert store.void_alarm(db, second["_id"], "resolved", {}) is None  # it is open
+
+
 def test_the_latest_alarm_is_the_last_raised(db):
     for day, reason in ((1, "联系不上"), (20, "价格谈不拢"), (9, "采购换人")):
         doc = store.insert_alarm(db, {"customer_id": "c8", "owner_id": "u1", "team_id": "t1",

@@ -83,6 +83,17 @@ def test_an_amendment_counts_only_in_the_ownership_it_was_asked_in():
         409, "amendment_stale")
 
 
+def test_an_alarm_is_overtaken_once_the_customer_changed_hands():
+    raised = datetime(2026, 3, 9, 10, 30, tzinfo=UTC)
+    alarm = {"owner_id": "u_zhang", "raised_at": raised}
+    assert not lc.alarm_overtaken(alarm, CUSTOMER)
+    assert not lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_since": raised - timedelta(days=1)})
+    assert lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_id": "u_li"})
+    assert lc.alarm_overtaken(alarm, POOLED)
+    assert lc.alarm_overtaken(alarm, None)
+    assert lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_since": raised + timedelta(days=3)})
+
+
 def test_diff_keeps_only_real_changes():
     changes = lc.diff(CUSTOMER, {"company_name": "深圳市华强电子有限公司",
                                  "phones": ["+8675583216666", "+8613800138000"],
