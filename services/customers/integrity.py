@@ -612,8 +612,7 @@ class IntegrityRpc:
         customer = self._customer(customer_id)
         if lc.is_dispute_stale(dispute, customer):
             self._void_dispute(actor, dispute, customer)
-            raise Conflict("dispute_stale", "the customer changed hands since the dispute was "
-                                            "filed; it no longer applies and is closed")
+            raise _dispute_stale()
         owner_level = (data.owner_level if data.owner_level is not None
                        else lc.best_decision_level(customer.get("contacts")))
         claimant_level = (data.claimant_level if data.claimant_level is not None
@@ -636,8 +635,17 @@ class IntegrityRpc:
 
             try:
                 before, after = self._update(customer_id, compute)
+            except Conflict as exc:
+                if exc.code != "owner_changed" and store.reopen_dispute(self.db, dispute):
+                    raise
+                # the customer changed hands since the dispute was read
+                self._void_dispute(actor, dispute, self._customer(customer_id),
+                                   lc.DISPUTE_RESOLVED)
+                raise _dispute_stale() from None
             except Exception:
-                store.reopen_dispute(self.db, dispute)
+                if not store.reopen_dispute(self.db, dispute):
+                    self._void_dispute(actor, dispute, self._customer(customer_id),
+                                       lc.DISPUTE_RESOLVED)
                 raise
         self._audit(customer_id, actor, "dispute_resolved",
                     {"dispute_id": dispute_id, "owner_id": dispute["owner_id"]},
@@ -666,13 +674,15 @@ class IntegrityRpc:
                     {"alarm_id": alarm["_id"], "owner_id": (customer or {}).get("owner_id"),
                      "status": (customer or {}).get("status")}, now)
 
-    def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None) -> None:
+    def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None,
+                      status: str = lc.DISPUTE_OPEN) -> None:
         """Close a dispute overtaken by an owner change: left open, it would
         keep its claimant from filing again and answer every resolve with 409."""
         now = self.clock.now()
         voided = store.void_dispute(self.db, dispute["_id"], {
             "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
-            "resolution_note": "the customer changed hands before the dispute was settled"})
+            "resolution_note": "the customer changed hands before the dispute was settled"},
+            status)
         if voided is None or customer is None:
             return  # settled by someone else meanwhile, or nothing to audit on
         self._audit(customer["_id"], actor, "dispute_voided",
@@ -784,6 +794,11 @@ class IntegrityRpc:
 
 
 # ------------------------------------------------------------ answer shapes
+
+def _dispute_stale() -> Conflict:
+    return Conflict("dispute_stale", "the customer changed hands since the dispute was "
+                                     "filed; it no longer applies and is closed")
+
 
 def _alarm_stale() -> Conflict:
     return Conflict("alarm_stale", "the customer changed hands since the alarm was raised; "

@@ -266,21 +266,30 @@ def resolve_dispute(db: Database, dispute_id: str, fields: dict) -> dict | None:
         return_document=ReturnDocument.AFTER)
 
 
-def void_dispute(db: Database, dispute_id: str, fields: dict) -> dict | None:
-    """open -> void (the customer changed hands first): frees `open_key`, so
-    the claimant may file again; None if someone settled it meanwhile."""
+def void_dispute(db: Database, dispute_id: str, fields: dict,
+                 status: str = "open") -> dict | None:
+    """open (or resolved for the claimant, the owner change not made) -> void:
+    the customer changed hands first. Frees `open_key`, so the claimant may
+    file again; None if it is no longer in `status`."""
     return db.disputes.find_one_and_update(
-        {"_id": dispute_id, "status": "open"},
-        {"$set": {**fields, "status": "void", "open_key": dispute_id}},
+        {"_id": dispute_id, "status": status},
+        {"$set": {"winner_id": None, **fields, "status": "void", "open_key": dispute_id}},
         return_document=ReturnDocument.AFTER)
 
 
-def reopen_dispute(db: Database, dispute: dict) -> None:
-    """Undo a resolution whose owner change lost a race (the customer moved)."""
-    db.disputes.update_one(
-        {"_id": dispute["_id"], "status": "resolved"},
-        {"$set": {"status": "open", "open_key": dispute["open_key"], "winner_id": None,
-                  "resolved_by": None, "resolved_at": None}})
+def reopen_dispute(db: Database, dispute: dict) -> bool:
+    """Undo a resolution whose owner change failed (the customer was busy).
+    False if it cannot be open again: the claimant filed anew meanwhile."""
+    try:
+        db.disputes.update_one(
+            {"_id": dispute["_id"], "status": "resolved"},
+            {"$set": {"status": "open", "open_key": dispute["open_key"], "winner_id": None,
+                      "resolved_by": None, "resolved_at": None}})
+    except OperationFailure as exc:
+        if not is_duplicate_key(exc):
+            raise
+        return False
+    return True
 
 
 def list_disputes(db: Database, query: dict, skip: int, limit: int) -> tuple[list[dict], int]:

@@ -504,6 +504,45 @@ def test_resolving_an_alarm_overtaken_by_an_owner_change_is_refused_and_closes_i
         assert customers.raise_alarm(li, c["id"], {"reason": "新的问题"})["status"] == "open"
 
 
+def test_a_decision_that_finds_the_customer_moved_while_deciding_closes_it(
+        rpc, people, monkeypatch):
+    # The owner changes between the decision's first read and its write: as
+    # if the stale checks had passed a moment before the other change.
+    from services.customers import lifecycle
+
+    customers, _ = rpc
+    zhang, li, zhao, wang = people["zhang"], people["li"], people["zhao"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    alarm = customers.raise_alarm(zhang, c["id"], {"reason": "客户失联"})
+    first = customers.file_dispute(li, c["id"], {
+        "contact": {"name": "王建国", "title": "总经理", "decision_level": 5}})
+    second = customers.file_dispute(zhao, c["id"], {
+        "contact": {"name": "刘总", "title": "董事长", "decision_level": 5}})
+    customers.resolve_dispute(wang, first["id"], {"winner_id": li["id"], "note": "总经理"})
+    monkeypatch.setattr(lifecycle, "alarm_overtaken", lambda *a: False)
+    monkeypatch.setattr(lifecycle, "is_dispute_stale", lambda *a: False)
+    with pytest.raises(Conflict) as err:
+        customers.resolve_alarm(wang, alarm["id"], {"decision": "reassign", "verified": "real",
+                                                    "note": "x", "new_owner_id": li["id"]})
+    assert err.value.code == "alarm_stale"
+    with pytest.raises(Conflict) as err:
+        customers.resolve_dispute(people["admin"], second["id"],
+                                  {"winner_id": zhao["id"], "note": "x"})
+    assert err.value.code == "dispute_stale"
+    monkeypatch.undo()
+    [closed] = customers.list_alarms(wang, {"customer_id": c["id"]})["items"]
+    assert closed["status"] == "void" and closed["decision"] is None
+    disputes = {d["id"]: d for d in customers.list_disputes(people["admin"], {
+        "customer_id": c["id"]})["items"]}
+    assert disputes[second["id"]]["status"] == "void"
+    assert disputes[second["id"]]["winner_id"] is None
+    assert customers.get_customer(li, c["id"])["owner"]["id"] == li["id"]
+    # nothing is left open to block anyone
+    assert customers.raise_alarm(li, c["id"], {"reason": "新的问题"})["status"] == "open"
+    assert customers.file_dispute(zhao, c["id"], {
+        "contact": {"name": "刘总", "title": "董事长", "decision_level": 5}})["status"] == "open"
+
+
 def test_a_dispute_overtaken_by_an_owner_change_is_closed_and_may_be_filed_again(
         rpc, people, db):
     customers, _ = rpc

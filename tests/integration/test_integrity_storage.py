@@ -76,6 +76,17 @@ def test_a_resolution_is_undone_only_while_no_other_alarm_is_open(db):
     assert store.void_alarm(db, second["_id"], "resolved", {}) is None  # it is open
 
 
+def test_a_dispute_resolution_is_undone_only_while_the_claimant_has_not_filed_again(db):
+    doc = {"customer_id": "c10", "claimant_id": "u2", "owner_id": "u1", "filed_at": T0}
+    first = store.insert_dispute(db, doc)
+    assert store.resolve_dispute(db, first["_id"], {"winner_id": "u2"}) is not None
+    second = store.insert_dispute(db, doc)
+    assert store.reopen_dispute(db, first) is False
+    voided = store.void_dispute(db, first["_id"], {"resolution_note": "x"}, "resolved")
+    assert voided["status"] == "void" and voided["winner_id"] is None
+    assert store.find_dispute(db, second["_id"])["status"] == "open"
+
+
 def test_the_latest_alarm_is_the_last_raised(db):
     for day, reason in ((1, "联系不上"), (20, "价格谈不拢"), (9, "采购换人")):
         doc = store.insert_alarm(db, {"customer_id": "c8", "owner_id": "u1", "team_id": "t1",
