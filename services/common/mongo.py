@@ -40,6 +40,17 @@ def is_duplicate_key(exc: Exception) -> bool:
     return isinstance(exc, OperationFailure) and "UNIQUE constraint failed" in str(exc)
 
 
+def update_unless_duplicate(coll: Collection, query: dict, update: dict) -> bool:
+    """update_one; False, not an error, when a unique index refuses it."""
+    try:
+        coll.update_one(query, update)
+    except OperationFailure as exc:
+        if not is_duplicate_key(exc):
+            raise
+        return False
+    return True
+
+
 # The most ids one query lists: FerretDB (scripts/ferretdb) pushes a list of
 # this many down to its _id index.
 IDS_PER_QUERY = 1000

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from services.common.ids import new_id
-from services.common.mongo import is_duplicate_key
+from services.common.mongo import update_unless_duplicate
 from services.customers import audit, stages
 
 IN_CHUNK = 1000  # ids per `$in`: keeps each query document small
@@ -185,17 +185,11 @@ def reopen_alarm(db: Database, alarm: dict) -> bool:
     """Undo a resolution whose reassignment failed (the customer was busy).
     False if it cannot be open again: another alarm on the customer is open
     (only a new owner could have raised it)."""
-    try:
-        db.alarms.update_one(
-            {"_id": alarm["_id"], "status": "resolved"},
-            {"$set": {"status": "open", "open_for": alarm["customer_id"], "decision": None,
-                      "verified": None, "note": None, "new_owner_id": None,
-                      "resolved_by": None, "resolved_at": None}})
-    except OperationFailure as exc:
-        if not is_duplicate_key(exc):
-            raise
-        return False
-    return True
+    return update_unless_duplicate(
+        db.alarms, {"_id": alarm["_id"], "status": "resolved"},
+        {"$set": {"status": "open", "open_for": alarm["customer_id"], "decision": None,
+                  "verified": None, "note": None, "new_owner_id": None, "resolved_by": None,
+                  "resolved_at": None}})
 
 
 def void_alarm(db: Database, alarm_id: str, status: str, fields: dict) -> dict | None:
@@ -280,16 +274,10 @@ def void_dispute(db: Database, dispute_id: str, fields: dict,
 def reopen_dispute(db: Database, dispute: dict) -> bool:
     """Undo a resolution whose owner change failed (the customer was busy).
     False if it cannot be open again: the claimant filed anew meanwhile."""
-    try:
-        db.disputes.update_one(
-            {"_id": dispute["_id"], "status": "resolved"},
-            {"$set": {"status": "open", "open_key": dispute["open_key"], "winner_id": None,
-                      "resolved_by": None, "resolved_at": None}})
-    except OperationFailure as exc:
-        if not is_duplicate_key(exc):
-            raise
-        return False
-    return True
+    return update_unless_duplicate(
+        db.disputes, {"_id": dispute["_id"], "status": "resolved"},
+        {"$set": {"status": "open", "open_key": dispute["open_key"], "winner_id": None,
+                  "resolved_by": None, "resolved_at": None}})
 
 
 def list_disputes(db: Database, query: dict, skip: int, limit: int) -> tuple[list[dict], int]:
