@@ -6,6 +6,11 @@ is new) every NOTIFY_STREAM_POLL_SECONDS (0.5 s) rather than listening for a
 broadcast event in the gateway: the gateway keeps no state, a reconnect or a
 second gateway instance needs nothing special, and a notification is never
 missed because a gateway was restarting when it was created.
+
+Each event carries the notification's id, so a reconnecting EventSource
+sends `Last-Event-ID`: the stream then starts with what was created after
+that notification (at most REPLAY_LIMIT back) and the rep misses nothing
+while his connection was down.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ MAX_STREAM_SECONDS = 3600
 # A notification created up to this long before the newest one seen still
 # reaches the stream (two notify instances may commit out of order).
 STREAM_WINDOW = timedelta(seconds=10)
+# How far back a reconnect replays; older ones are in the inbox.
+REPLAY_LIMIT = timedelta(days=1)
+MAX_EVENT_ID = 64
 
 
 class ScheduleRoutes:
@@ -97,16 +105,19 @@ class ScheduleRoutes:
 
     @route("GET", "/api/notifications/stream", public=True, tag="schedule",
            summary="Live inbox (text/event-stream): `event: notification` with the "
-                   "notification as data, a comment every ~15 s. Needs a token: the "
-                   "Authorization header, or ?access_token= (EventSource sets no headers)")
+                   "notification as data and its id as the event id, a comment every ~15 s. "
+                   "Needs a token: the Authorization header, or ?access_token= (EventSource "
+                   "sets no headers). A reconnect with Last-Event-ID (or ?last_event_id=) "
+                   "first replays what was created after that notification (up to a day)")
     def notification_stream(self, call: Call):
         token, user = _stream_user(call.request)
+        since, seen = _resume_point(self.notify, user.id, call.request)
         # eventlet's server gathers 4 KB before writing a chunk: an event
         # must leave at once.
         call.request.environ["eventlet.minimum_write_chunk_size"] = 0
         notify = self.notify
         response = Response(
-            _events(notify, user.id, _stream_deadline(token)),
+            _events(notify, user.id, _stream_deadline(token), since, seen),
             status=200, content_type="text/event-stream; charset=utf-8",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             direct_passthrough=True,
@@ -139,11 +150,31 @@ def _stream_deadline(token: str) -> float:
     return time.monotonic() + max(left, 0)
 
 
-def _events(notify, user_id: str, deadline: float):
+def _resume_point(notify, user_id: str, request) -> tuple[datetime, dict[str, datetime]]:
+    """(since, seen) for a stream: now, or just after the notification a
+    reconnecting client names (his own, at most REPLAY_LIMIT ago)."""
+    start = now()
+    last = (request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+            or "").strip()
+    if not last or len(last) > MAX_EVENT_ID:
+        return start, {}
+    try:
+        created = notify.stream_resume(user_id, last)
+    except Exception:  # noqa: BLE001 - notify away for a moment: go live without replay
+        log.warning("live stream: notify did not answer the resume; no replay", exc_info=True)
+        return start, {}
+    if created is None:
+        return start, {}
+    at = datetime.fromisoformat(created)
+    return max(at, start - REPLAY_LIMIT), {last: at}
+
+
+def _events(notify, user_id: str, deadline: float, since: datetime | None = None,
+            seen: dict[str, datetime] | None = None):
     poll = float(config.get("NOTIFY_STREAM_POLL_SECONDS", 0.5))
     heartbeat = float(config.get("NOTIFY_STREAM_HEARTBEAT_SECONDS", 15))
-    since = now()
-    seen: dict[str, datetime] = {}
+    since = since or now()
+    seen = dict(seen or {})
     last_seq = None
     last_write = time.monotonic()
     yield b"retry: 2000\n: connected\n\n"

@@ -143,6 +143,15 @@ class NotifyService:
         return domain.view(doc, storage.find_delivery(self.db, doc["_id"]))
 
     @rpc
+    def stream_resume(self, user_id, last_event_id):
+        """When the user's notification `last_event_id` was created (ISO), for
+        a live stream that reconnects after it; None if it is not his."""
+        doc = storage.find_notification(self.db, str(last_event_id))
+        if doc is None or doc["user_id"] != user_id:
+            return None
+        return doc["created_at"].isoformat()
+
+    @rpc
     def stream_poll(self, user_id, last_seq, since):
         """For the live stream: the user's head, and when it moved past
         `last_seq`, the notifications created since `since` (ISO)."""

@@ -129,11 +129,14 @@ def of_reminder(api, user, reminder_id):
 class Stream:
     """An EventSource-like reader of /api/notifications/stream in a thread."""
 
-    def __init__(self, api, token, header=False):
+    def __init__(self, api, token, header=False, last_event_id=None):
         self.events: list[tuple[float, dict]] = []
+        self.ids: list[str] = []
         self.comments = 0
         kwargs = {"headers": {"Authorization": f"Bearer {token}"}} if header else {
             "params": {"access_token": token}}
+        if last_event_id is not None:  # what EventSource sends when it reconnects
+            kwargs.setdefault("headers", {})["Last-Event-ID"] = last_event_id
         self.response = requests.get(api.base + "/api/notifications/stream", stream=True,
                                      timeout=30, **kwargs)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -145,6 +148,8 @@ class Stream:
             for line in self.response.iter_lines(decode_unicode=True):
                 if line.startswith(":"):
                     self.comments += 1
+                elif line.startswith("id:"):
+                    self.ids.append(line[3:].strip())
                 elif line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -204,6 +209,45 @@ def test_unacknowledged_reminder_sends_one_sms_acknowledged_none_and_streams_liv
         assert {d["id"] for _, d in stream.events} >= {first["id"], second["id"]}
     finally:
         stream.close()
+
+
+def test_a_reconnecting_stream_replays_what_was_missed_and_nothing_else(sapi, people):
+    rep = people.make("rep", "陈晓", phone="13800138333")
+    other = people.make("rep", "周强")
+
+    def remind(user, title):
+        r = sapi.post("/api/reminders", user["token"], json={
+            "title": title, "due_at": soon(0.5), "escalate_after_minutes": 0})
+        assert r.status_code == 201, r.text
+        return wait_for(lambda: of_reminder(sapi, user, r.json()["id"]), what=title)[0]
+
+    stream = Stream(sapi, rep["token"])
+    try:
+        seen = remind(rep, "回访深圳市大疆创新科技有限公司")
+        wait_for(lambda: stream.events, what="the first event")
+        assert stream.ids == [seen["id"]]
+    finally:
+        stream.close()
+    # the connection is down while two more arrive (and one for someone else)
+    missed = [remind(rep, "给华为技术有限公司发报价"), remind(rep, "约比亚迪采购部见面")]
+    foreign = remind(other, "周强的提醒")
+    back = Stream(sapi, rep["token"], header=True, last_event_id=seen["id"])
+    try:
+        wait_for(lambda: len(back.events) >= 2, what="the replay")
+        time.sleep(1.5)  # a few polls more: nothing else comes
+        assert [d["id"] for _, d in back.events] == [n["id"] for n in missed]
+        assert back.events[0][1]["title"] == "给华为技术有限公司发报价"
+    finally:
+        back.close()
+    # someone else's id, or a made-up one, replays nothing: the stream is live only
+    for bogus in (foreign["id"], "no-such-notification", "x" * 500):
+        live = Stream(sapi, rep["token"], last_event_id=bogus)
+        try:
+            assert live.response.status_code == 200
+            time.sleep(1.5)
+            assert live.events == []
+        finally:
+            live.close()
 
 
 def test_webhook_failing_twice_then_succeeding_gives_one_sms_and_three_attempts(
