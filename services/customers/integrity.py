@@ -482,17 +482,13 @@ class IntegrityRpc:
 
             try:
                 before, after = self._update(customer_id, compute)
-            except Conflict as exc:
-                if exc.code != "owner_changed" and store.reopen_alarm(self.db, resolved):
+            except Exception as exc:
+                # Open again for another try, unless the customer changed hands
+                # since the alarm was read (then, too, when another alarm is open).
+                if not _moved(exc) and store.reopen_alarm(self.db, resolved):
                     raise
-                # the customer changed hands since the alarm was read
                 self._void_alarm(actor, resolved, lc.ALARM_RESOLVED, self._customer(customer_id))
-                raise _alarm_stale() from None
-            except Exception:
-                if not store.reopen_alarm(self.db, resolved):
-                    self._void_alarm(actor, resolved, lc.ALARM_RESOLVED,
-                                     self._customer(customer_id))
-                raise
+                raise _alarm_stale() from exc
         self._audit(customer_id, actor, "alarm_resolved", {"alarm_id": alarm_id, "status": "open"},
                     {"alarm_id": alarm_id, "decision": data.decision, "verified": data.verified,
                      "note": data.note, "new_owner_id": data.new_owner_id}, now)
@@ -635,18 +631,13 @@ class IntegrityRpc:
 
             try:
                 before, after = self._update(customer_id, compute)
-            except Conflict as exc:
-                if exc.code != "owner_changed" and store.reopen_dispute(self.db, dispute):
+            except Exception as exc:
+                # as for an alarm: open again, or void if the customer moved
+                if not _moved(exc) and store.reopen_dispute(self.db, dispute):
                     raise
-                # the customer changed hands since the dispute was read
                 self._void_dispute(actor, dispute, self._customer(customer_id),
                                    lc.DISPUTE_RESOLVED)
-                raise _dispute_stale() from None
-            except Exception:
-                if not store.reopen_dispute(self.db, dispute):
-                    self._void_dispute(actor, dispute, self._customer(customer_id),
-                                       lc.DISPUTE_RESOLVED)
-                raise
+                raise _dispute_stale() from exc
         self._audit(customer_id, actor, "dispute_resolved",
                     {"dispute_id": dispute_id, "owner_id": dispute["owner_id"]},
                     {"dispute_id": dispute_id, "winner_id": data.winner_id,
@@ -679,10 +670,9 @@ class IntegrityRpc:
         """Close a dispute overtaken by an owner change: left open, it would
         keep its claimant from filing again and answer every resolve with 409."""
         now = self.clock.now()
-        voided = store.void_dispute(self.db, dispute["_id"], {
+        voided = store.void_dispute(self.db, dispute["_id"], status, {
             "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
-            "resolution_note": "the customer changed hands before the dispute was settled"},
-            status)
+            "resolution_note": "the customer changed hands before the dispute was settled"})
         if voided is None or customer is None:
             return  # settled by someone else meanwhile, or nothing to audit on
         self._audit(customer["_id"], actor, "dispute_voided",
@@ -794,6 +784,11 @@ class IntegrityRpc:
 
 
 # ------------------------------------------------------------ answer shapes
+
+def _moved(exc: Exception) -> bool:
+    """An owner change refused because the customer changed hands meanwhile."""
+    return isinstance(exc, Conflict) and exc.code == "owner_changed"
+
 
 def _dispute_stale() -> Conflict:
     return Conflict("dispute_stale", "the customer changed hands since the dispute was "

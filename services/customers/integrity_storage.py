@@ -260,8 +260,7 @@ def resolve_dispute(db: Database, dispute_id: str, fields: dict) -> dict | None:
         return_document=ReturnDocument.AFTER)
 
 
-def void_dispute(db: Database, dispute_id: str, fields: dict,
-                 status: str = "open") -> dict | None:
+def void_dispute(db: Database, dispute_id: str, status: str, fields: dict) -> dict | None:
     """open (or resolved for the claimant, the owner change not made) -> void:
     the customer changed hands first. Frees `open_key`, so the claimant may
     file again; None if it is no longer in `status`."""

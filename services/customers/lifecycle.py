@@ -128,9 +128,7 @@ def check_amendment_current(amendment: Mapping, customer: Mapping) -> None:
     customer changed hands (the pool, a claim, a reassignment, a dispute;
     even back to the same rep) the record is the new owner's to answer for:
     the old request is refused, and he asks again if he wants the change."""
-    since = customer.get("owner_since")
-    if customer.get("owner_id") != amendment.get("owner_id") or (
-            since is not None and since > amendment["requested_at"]):
+    if not held_since(customer, amendment.get("owner_id"), amendment.get("requested_at")):
         raise Conflict("amendment_stale",
                        "the customer has changed owner since this amendment was asked for; "
                        "the current owner can ask again")
@@ -270,11 +268,8 @@ def alarm_overtaken(alarm: Mapping, customer: Mapping | None) -> bool:
     """An alarm speaks for the ownership it was raised in. After the customer
     changed hands (a dispute, a reassignment, the pool) nothing is left to
     decide on it, and left open it would keep the new owner from raising his."""
-    if customer is None or customer.get("owner_id") != alarm.get("owner_id") \
-            or customer.get("status") != ACTIVE:
-        return True
-    since = customer.get("owner_since")
-    return since is not None and since > alarm["raised_at"]
+    return customer is None or customer.get("status") != ACTIVE \
+        or not held_since(customer, alarm.get("owner_id"), alarm.get("raised_at"))
 
 
 def check_alarm_resolution(actor: Principal, alarm: Mapping, decision: str, verified: str,
@@ -320,9 +315,13 @@ def owner_since(customer: Mapping):
     return customer.get("owner_since") or customer.get("claimed_at") or customer.get("created_at")
 
 
-def raised_in_current_ownership(customer: Mapping, alarm: Mapping) -> bool:
-    since, raised = owner_since(customer), alarm.get("raised_at")
-    return since is None or (raised is not None and raised >= since)
+def held_since(customer: Mapping, owner_id: str | None, at) -> bool:
+    """`owner_id` owns the customer now and has owned it without a break
+    since `at` (an alarm raised, an amendment asked): the thing done at `at`
+    was done in the current ownership."""
+    since = owner_since(customer)
+    return customer.get("owner_id") == owner_id and (
+        since is None or (at is not None and at >= since))
 
 
 def abandon_alarm(customer: Mapping, actor: Principal, latest: Mapping | None,
@@ -342,7 +341,8 @@ def abandon_alarm(customer: Mapping, actor: Principal, latest: Mapping | None,
         return None
     if latest.get("used_at") is not None and latest.get("_id") != spending:
         return None
-    if latest.get("owner_id") != actor.id or not raised_in_current_ownership(customer, latest):
+    if latest.get("owner_id") != actor.id or not held_since(customer, actor.id,
+                                                            latest.get("raised_at")):
         return None
     return latest
 

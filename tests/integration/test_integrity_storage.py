@@ -82,7 +82,7 @@ def test_a_dispute_resolution_is_undone_only_while_the_claimant_has_not_filed_ag
     assert store.resolve_dispute(db, first["_id"], {"winner_id": "u2"}) is not None
     second = store.insert_dispute(db, doc)
     assert store.reopen_dispute(db, first) is False
-    voided = store.void_dispute(db, first["_id"], {"resolution_note": "x"}, "resolved")
+    voided = store.void_dispute(db, first["_id"], "resolved", {"resolution_note": "x"})
     assert voided["status"] == "void" and voided["winner_id"] is None
     assert store.find_dispute(db, second["_id"])["status"] == "open"
 
@@ -107,8 +107,8 @@ def test_one_open_dispute_per_claimant(db):
     assert store.resolve_dispute(db, d["_id"], {"winner_id": "u1"}) is None
     again = store.insert_dispute(db, dict(base))  # settled: he may file again
     # overtaken by an owner change: closed once, and the claimant may file again
-    assert store.void_dispute(db, again["_id"], {"resolved_by": "m1"})["status"] == "void"
-    assert store.void_dispute(db, again["_id"], {"resolved_by": "m2"}) is None
+    assert store.void_dispute(db, again["_id"], "open", {"resolved_by": "m1"})["status"] == "void"
+    assert store.void_dispute(db, again["_id"], "open", {"resolved_by": "m2"}) is None
     assert store.resolve_dispute(db, again["_id"], {"winner_id": "u2"}) is None
     store.insert_dispute(db, dict(base))
 
