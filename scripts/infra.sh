@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="${CRM_DATA_DIR:-$ROOT/.data}"
 FERRETDB_VERSION="v1.24.2"
 # The suffix names the patch level: a changed patch builds (and runs) a new binary.
-FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm7"
+FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm8"
 # WAL with synchronous=NORMAL: a commit no longer waits for an fsync (half
 # the time of a small write here), and the database stays consistent; a
 # power cut, not a process crash, may lose the last commits, as MongoDB's own
@@ -146,6 +146,17 @@ assert s.count(anchor) == 1, anchor
 s = s.replace(anchor, "\tif whereClause == \"\" && params.Filter.Len() >= 1 {\n"
               "\t\twhereClause, args = crmIDClause(ctx, db, meta, params.Filter)\n"
               "\t\tfilterPushdown = whereClause != \"\"\n\t}\n\n" + anchor)
+c.write_text(s)
+# An update that breaks a unique index must be refused as MongoDB refuses it,
+# E11000 (DuplicateKeyError), as FerretDB already does for an insert; it came
+# back as an InternalError, and the open-alarm and open-dispute indexes are
+# kept by updates.
+anchor = "\t\t\tr, err := tx.ExecContext(ctx, q, string(b), arg)\n\t\t\tif err != nil {\n"
+assert s.count(anchor) == 1, anchor
+s = s.replace(anchor, anchor + "\t\t\t\tvar se *sqlite3.Error\n"
+              "\t\t\t\tif errors.As(err, &se) && se.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE {\n"
+              "\t\t\t\t\treturn backends.NewError(backends.ErrorCodeInsertDuplicateID, err)\n"
+              "\t\t\t\t}\n\n")
 c.write_text(s)
 # Every cursor and iterator is tracked in a pprof profile with a finalizer
 # that panics (stopping the server) if it is collected before it is closed:

@@ -13,7 +13,7 @@ from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common import config
 
@@ -30,23 +30,13 @@ def make_client(uri: str | None = None) -> MongoClient:
     )
 
 
-def is_duplicate_key(exc: Exception) -> bool:
-    """A write refused by a unique index. MongoDB answers code 11000
-    (DuplicateKeyError) for every kind of write; FerretDB 1.24 on SQLite does
-    for inserts, but an update that breaks a unique index comes back as an
-    InternalError naming SQLite's constraint."""
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    return isinstance(exc, OperationFailure) and "UNIQUE constraint failed" in str(exc)
-
-
 def update_unless_duplicate(coll: Collection, query: dict, update: dict) -> bool:
-    """update_one; False, not an error, when a unique index refuses it."""
+    """update_one; False, not an error, when a unique index refuses it
+    (DuplicateKeyError on MongoDB, and on FerretDB as scripts/infra.sh
+    patches it)."""
     try:
         coll.update_one(query, update)
-    except OperationFailure as exc:
-        if not is_duplicate_key(exc):
-            raise
+    except DuplicateKeyError:
         return False
     return True
 

@@ -1,6 +1,7 @@
 """What the services rely on from MongoDB, checked against the server they
 actually run on: a conditional find_one_and_update has exactly one winner,
-and a unique index refuses the second insert."""
+and a unique index refuses the second insert, and an update, with
+DuplicateKeyError."""
 
 import eventlet
 import pytest
@@ -56,6 +57,20 @@ def test_unique_index_refuses_the_second_insert(coll):
     pool.waitall()
     assert len(results) == 1
     assert coll.count_documents({}) == 1
+
+
+def test_unique_index_refuses_an_update_as_it_refuses_an_insert(coll):
+    # An open alarm or dispute holds its key in a unique field that updates
+    # set and clear; a refused update must be a DuplicateKeyError, as on
+    # MongoDB, and leave the document as it was.
+    coll.create_index("open_for", unique=True)
+    coll.insert_many([{"_id": "a1", "open_for": "c1"}, {"_id": "a2", "open_for": "a2"}])
+    for update in (lambda: coll.update_one({"_id": "a2"}, {"$set": {"open_for": "c1"}}),
+                   lambda: coll.find_one_and_update({"_id": "a2"},
+                                                    {"$set": {"open_for": "c1"}})):
+        with pytest.raises(DuplicateKeyError):
+            update()
+    assert coll.find_one({"_id": "a2"})["open_for"] == "a2"
 
 
 # Ids that sort differently as JSON text than as strings (escaped characters),
