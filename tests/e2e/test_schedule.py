@@ -228,9 +228,9 @@ def test_a_reconnecting_stream_replays_what_was_missed_and_nothing_else(sapi, pe
         assert stream.ids == [seen["id"]]
     finally:
         stream.close()
-    # the connection is down while two more arrive (and one for someone else)
-    missed = [remind(rep, "给华为技术有限公司发报价"), remind(rep, "约比亚迪采购部见面")]
+    # the connection is down while two more arrive, after one for someone else
     foreign = remind(other, "周强的提醒")
+    missed = [remind(rep, "给华为技术有限公司发报价"), remind(rep, "约比亚迪采购部见面")]
     back = Stream(sapi, rep["token"], header=True, last_event_id=seen["id"])
     try:
         wait_for(lambda: len(back.events) >= 2, what="the replay")
@@ -239,7 +239,8 @@ def test_a_reconnecting_stream_replays_what_was_missed_and_nothing_else(sapi, pe
         assert back.events[0][1]["title"] == "给华为技术有限公司发报价"
     finally:
         back.close()
-    # someone else's id, or a made-up one, replays nothing: the stream is live only
+    # someone else's id (older than the two missed), or a made-up one, replays
+    # nothing: the stream is live only
     for bogus in (foreign["id"], "no-such-notification", "x" * 500):
         live = Stream(sapi, rep["token"], last_event_id=bogus)
         try:
