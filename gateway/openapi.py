@@ -71,9 +71,12 @@ def build(title="销售CRM / Sales CRM API", version="1") -> dict:
             ok["content"] = {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{r.response.__name__}"}}}
         elif r.response is not None:
-            ok["content"] = {"application/json": {
-                "schema": TypeAdapter(r.response).json_schema(
-                    ref_template="#/components/schemas/{model}")}}
+            schema = TypeAdapter(r.response).json_schema(
+                ref_template="#/components/schemas/{model}")
+            # list[Stage] names Stage in its own $defs: lift it to the
+            # components its $ref points at.
+            schemas.update(schema.pop("$defs", {}))
+            ok["content"] = {"application/json": {"schema": schema}}
         op["responses"][str(r.status)] = ok
         codes = {400, 422} if r.body is not None else set()
         if r.query is not None:

@@ -20,3 +20,25 @@ def test_operation_ids_are_unique():
     doc = openapi.build()
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_every_reference_resolves():
+    """A client generator (the web app's types) refuses a document with a
+    dangling $ref; list responses once named models they did not carry."""
+    doc = openapi.build()
+
+    def refs(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = set(refs(doc))
+    assert "#/components/schemas/Stage" in found
+    for ref in found:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], ref
