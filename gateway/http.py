@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.wrappers import Request, Response
 
+from gateway.web import WebApp
 from services.common import config
 from services.common.errors import BadRequest, CrmError, Forbidden, Invalid
 from services.common.validation import field_errors
@@ -30,6 +31,7 @@ from services.common.validation import field_errors
 log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
+WEB_APP = WebApp()
 
 
 def dumps(payload) -> str:
@@ -67,6 +69,9 @@ class ApiWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)
         origin = cors_origin(request.headers.get("Origin"))
+        if not (request.path == "/api" or request.path.startswith("/api/")):
+            # Everything outside /api is the web app (gateway/web.py).
+            return WEB_APP.serve(request)(environ, start_response)
         adapter = self.url_map.bind_to_environ(environ)
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             response = Response(status=204)

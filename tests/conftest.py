@@ -12,6 +12,9 @@ import pytest  # noqa: E402
 
 from services.common import config as crm_config  # noqa: E402
 
+# The stack and its users (loaded here so tests/e2e and tests/web share one).
+pytest_plugins = ["tests.stack_fixtures"]
+
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_SECRET = "test-secret-of-this-run-" + RUN_ID + "-" + uuid.uuid4().hex
 DB_PREFIX = f"t{RUN_ID}_"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from tests.e2e.conftest import ADMIN_PASSWORD, E2E_SECRET
 from tests.e2e.stack import Stack, descendants
+from tests.stack_fixtures import ADMIN_PASSWORD, E2E_SECRET
 
 
 def assert_error(r, status, code=None):
@@ -149,7 +149,24 @@ def test_json_404_and_405(api, admin):
     r = api.delete("/api/users/me", admin.token)
     assert_error(r, 405, "method_not_allowed")
     assert "GET" in r.headers["Allow"]
-    assert_error(api.get("/"), 404)
+
+
+def test_the_web_app_is_served_outside_api(api):
+    """/ and every screen's URL load the app (a deep link survives a reload);
+    what is under /api stays JSON."""
+    for path in ("/", "/customers/anything", "/schedule"):
+        r = api.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert '<div id="app">' in r.text
+        assert r.headers["Cache-Control"] == "no-cache"
+    script = next(part.split('"')[0] for part in r.text.split('src="')[1:]
+                  if part.startswith("/assets/"))
+    r = api.get(script, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert "immutable" in r.headers["Cache-Control"]
+    assert api.get("/assets/no-such-chunk.js").status_code == 404
 
 
 def test_cors_preflight_and_headers(api):

@@ -74,3 +74,13 @@ def test_every_subscription_has_its_handler_and_back():
     # every handler in the code is declared (so its queue exists before the
     # first event); a declared one not yet written only costs an idle queue
     assert found <= declared, found - declared
+
+
+def test_the_image_carries_the_built_web_app_where_the_gateway_looks():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "npm ci" in dockerfile and "vite build" in dockerfile
+    copied = re.search(r"COPY --from=web /web/dist (\S+)", dockerfile).group(1)
+    where = re.search(r"ENV CRM_WEB_DIST=(\S+)", dockerfile).group(1)
+    assert where == "/app/" + copied.removeprefix("./")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"web/node_modules", "web/dist", ".venv", ".data"} <= set(ignored)

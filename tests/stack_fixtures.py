@@ -1,3 +1,7 @@
+"""The whole stack as `make run` starts it, and the people in it: one stack
+for the session, shared by the HTTP tests (tests/e2e) and the browser tests
+(tests/web)."""
+
 import uuid
 from dataclasses import dataclass
 
