@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv infra run test unit lint bench clean
+.PHONY: all venv infra web browser run test unit lint bench clean
 
 all: venv
 
@@ -21,7 +21,15 @@ venv: $(STAMP)
 infra:
 	scripts/infra.sh up
 
-run: venv
+# The web app: npm ci from web/package-lock.json, API types from the
+# OpenAPI document, vite build into web/dist; each step only when stale.
+web: venv
+	scripts/web.sh build
+
+browser:
+	scripts/browser.sh
+
+run: venv web
 	scripts/run.sh
 
 lint: venv
@@ -30,12 +38,13 @@ lint: venv
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
-test: venv infra
+test: venv infra web browser
 	$(VENV)/bin/ruff check .
+	scripts/web.sh check
 	$(VENV)/bin/pytest -q
 
-bench: venv infra
+bench: venv infra web browser
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data web/node_modules web/dist

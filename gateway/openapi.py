@@ -105,3 +105,18 @@ def build(title="销售CRM / Sales CRM API", version="1") -> dict:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+if __name__ == "__main__":
+    # python -m gateway.openapi OUT: the document the web app's API types are
+    # generated from; written only when it changed, so make sees no change.
+    import json
+    import sys
+    from pathlib import Path
+
+    import gateway.service  # noqa: F401 - registers every route
+
+    text = json.dumps(build(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    out = Path(sys.argv[1])
+    if not out.exists() or out.read_text(encoding="utf-8") != text:
+        out.write_text(text, encoding="utf-8")
