@@ -70,10 +70,15 @@ def page(new_page) -> Page:
     return new_page()
 
 
-def shot(page: Page, name: str) -> Path:
+def shot(page: Page, name: str, docs: str | None = None) -> Path:
+    """A screenshot under .data/screenshots/; with CRM_DOCS_SCREENSHOTS=1 the
+    ones the README shows (`docs`) are written to docs/screenshots/ too."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if docs and os.environ.get("CRM_DOCS_SCREENSHOTS") == "1":
+        (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / f"{docs}.png"))
     return path
 
 

@@ -35,7 +35,7 @@ def test_details_contacts_follow_ups_stage_and_no_edit_button(page, fresh_rep, c
     # records are immutable for a rep: nothing offers to edit or delete them
     for name in ("编辑", "修改", "删除"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
-    shot(page, "03-customer-page")
+    shot(page, "03-customer-page", docs="customer-page")
 
     page.get_by_role("button", name="添加跟进").click()
     page.get_by_label("跟进内容").fill("电话联系钱总，约定下周三到工厂参观，重点介绍新一代控制器。")
@@ -43,6 +43,7 @@ def test_details_contacts_follow_ups_stage_and_no_edit_button(page, fresh_rep, c
     timeline = page.get_by_role("tabpanel", name="跟进记录")
     expect(timeline).to_contain_text("约定下周三到工厂参观")
     expect(timeline).to_contain_text("冯涛 记录")
+    shot(page, "03-follow-up")
 
     page.get_by_role("button", name="变更阶段").click()
     page.get_by_role("dialog").get_by_text("认可样品 (50%)").click()

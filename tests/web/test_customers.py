@@ -58,6 +58,11 @@ def test_the_pre_check_says_available_or_names_the_owner_and_blocks_saving(page,
     taken = f"深圳市{base}计算机系统有限公司"
     taken_phone = phone()
     ok(api.post("/api/customers", owner.token, json={"company_name": taken, "phones": [taken_phone]}), 201)
+    for city, trade, stage in (("佛山市", "陶瓷有限公司", 25), ("厦门市", "进出口贸易有限公司", 50),
+                               ("成都市", "软件技术有限公司", 75)):
+        ok(api.post("/api/customers", rep.token, json={
+            "company_name": company(city=city, trade=trade), "stage": stage,
+            "expected_value": 180000}), 201)
     login(page, rep)
     page.get_by_role("button", name="新建客户").click()
     name = page.get_by_label("公司名称")
@@ -78,6 +83,9 @@ def test_the_pre_check_says_available_or_names_the_owner_and_blocks_saving(page,
     expect(similar).to_contain_text(taken)
     expect(similar).to_contain_text("林志强")
     expect(page.get_by_role("button", name="保存")).to_be_enabled()
+    name.fill(f"{base}计算机系统（深圳）有限公司")
+    expect(status).to_have_text("已被 林志强 录入")
+    shot(page, "02-precheck-similar", docs="customer-list-precheck")
     # a phone already someone's blocks too, typed the way people type it
     page.get_by_label("联系电话").fill(f"+86 {taken_phone[:3]}-{taken_phone[3:7]}-{taken_phone[7:]}")
     expect(status).to_have_text("已被 林志强 录入")
