@@ -27,7 +27,7 @@ def test_details_contacts_follow_ups_stage_and_no_edit_button(page, fresh_rep, c
     c = customer_of(rep)
     login(page, rep)
     page.get_by_role("link", name=c["company_name"]).click()
-    expect(page.get_by_role("heading", name=c["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=c["company_name"], exact=True)).to_be_visible()
     contacts = page.get_by_role("tabpanel", name="概况").get_by_role("table").last
     expect(contacts).to_contain_text("钱国栋")
     expect(contacts).to_contain_text("5 · 最终拍板")
@@ -126,11 +126,11 @@ def test_the_referral_tree_opens_the_customer_clicked(page, fresh_rep, customer_
         expect(chart.locator("text", has_text=c["company_name"])).to_be_visible()
     shot(page, "03-referral-tree")
     chart.locator("text", has_text=grandchild["company_name"]).click()
-    expect(page.get_by_role("heading", name=grandchild["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=grandchild["company_name"], exact=True)).to_be_visible()
     expect(page).to_have_url(f"/customers/{grandchild['id']}")
     # the overview names the referrer as a link
     page.get_by_role("link", name=child["company_name"]).click()
-    expect(page.get_by_role("heading", name=child["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=child["company_name"], exact=True)).to_be_visible()
 
 
 def test_a_pool_customer_is_claimed_by_another_rep(new_page, fresh_rep, customer_of, api, manager):
@@ -153,7 +153,7 @@ def test_a_pool_customer_is_claimed_by_another_rep(new_page, fresh_rep, customer
     expect(row).to_be_visible()
     shot(page, "04-pool")
     row.get_by_role("button", name="认领").click()
-    expect(page.get_by_role("heading", name=c["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=c["company_name"], exact=True)).to_be_visible()
     expect(page.get_by_text("负责人：许晴")).to_be_visible()
     expect(page.get_by_role("button", name="添加跟进")).to_be_visible()
     assert ok(api.get(f"/api/customers/{c['id']}", taker.token))["owner"]["id"] == taker.id

@@ -109,7 +109,7 @@ def test_a_new_customer_is_saved_and_opens_its_page(page, fresh_rep):
     page.get_by_label("生日", exact=True).fill("０３－１５")
     shot(page, "02-new-customer-form")
     page.get_by_role("button", name="保存").click()
-    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
     overview = page.get_by_role("tabpanel", name="概况")
     expect(overview).to_contain_text("¥128,000.50")
     expect(overview).to_contain_text("03-15")
@@ -157,7 +157,7 @@ def test_two_reps_racing_for_one_company_one_wins_the_other_sees_the_winner(new_
     pb.get_by_role("button", name="保存").click(no_wait_after=True)
     winners, loser = [], None
     for p, person, other in ((pa, a, b), (pb, b, a)):
-        heading = p.get_by_role("heading", name=name)
+        heading = p.get_by_role("heading", name=name, exact=True)
         lost = p.get_by_role("status").filter(has_text=f"已被 {other.name} 录入")
         expect(heading.or_(lost)).to_be_visible()
         if heading.is_visible():

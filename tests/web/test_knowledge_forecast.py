@@ -21,7 +21,7 @@ def test_ask_answer_accept_and_find_it_again(new_page, fresh_rep):
     dialog.get_by_label("详细描述").fill("对方采购说同类产品便宜两成，老板不在，没人拍板。")
     dialog.get_by_label("标签").fill("价格，谈判")
     dialog.get_by_role("button", name="发布").click()
-    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
     question_url = page.url
 
     other = login(new_page(), helper)
@@ -60,7 +60,7 @@ def test_share_a_success_story(page, fresh_rep):
     dialog.get_by_label("标题").fill(title)
     dialog.get_by_label("经验内容").fill("第一次送样，第二次带技术员现场调机，第三次请老板参观我们的工厂。")
     dialog.get_by_role("button", name="发布").click()
-    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
     page.get_by_role("link", name="返回知识库").click()
     page.get_by_role("tab", name="成功经验").click()
     expect(page.get_by_role("link", name=title)).to_be_visible()
@@ -90,7 +90,7 @@ def test_my_forecast_weighs_the_pipeline_and_says_when_it_is_reliable(new_page, 
                 "expected_value": 10000}), 201)
     page = login(new_page(), rep)
     page.get_by_role("link", name="预测", exact=True).click()
-    expect(page.get_by_role("heading", name="隐形业绩")).to_be_visible()
+    expect(page.get_by_role("heading", name="隐形业绩", exact=True)).to_be_visible()
     _reload_until(page, "¥49,000")
     expect(page.get_by_text("数据不足")).to_be_visible()
     funnel = page.locator(".funnel")

@@ -23,7 +23,7 @@ def test_sign_in_wrong_password_then_right_then_out(page, fresh_rep):
     shot(page, "01-login-wrong-password")
     page.get_by_label("密码").fill(rep.password)
     page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("heading", name="我的客户")).to_be_visible()
+    expect(page.get_by_role("heading", name="我的客户", exact=True)).to_be_visible()
     expect(page.get_by_text("周丽")).to_be_visible()
     page.get_by_role("button", name="退出登录").click()
     expect(page.get_by_role("button", name="登录")).to_be_visible()
@@ -41,7 +41,7 @@ def test_the_keyboard_alone_signs_in(page, fresh_rep):
     page.keyboard.press("Tab")
     page.keyboard.type(rep.password)
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="我的客户")).to_be_visible()
+    expect(page.get_by_role("heading", name="我的客户", exact=True)).to_be_visible()
 
 
 def _signed(rep, secret, **changes):
@@ -89,7 +89,7 @@ def test_a_token_that_expires_while_the_page_is_open_ends_the_session(page, fres
     soon = datetime.now(UTC) + timedelta(seconds=4)
     _plant(page, _signed(rep, E2E_SECRET, exp=int(soon.timestamp())), rep)
     page.goto("/customers")
-    expect(page.get_by_role("heading", name="我的客户")).to_be_visible()
+    expect(page.get_by_role("heading", name="我的客户", exact=True)).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("登录已过期", timeout=15_000)
 
 
@@ -99,9 +99,9 @@ def test_a_deep_link_reloads_into_the_app(page, fresh_rep, api):
                                                        + rep.id[-4:]}), 201)
     login(page, rep)
     page.goto(f"/customers/{c['id']}")
-    expect(page.get_by_role("heading", name=c["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=c["company_name"], exact=True)).to_be_visible()
     page.reload()
-    expect(page.get_by_role("heading", name=c["company_name"])).to_be_visible()
+    expect(page.get_by_role("heading", name=c["company_name"], exact=True)).to_be_visible()
     page.goto("/no/such/screen")
     expect(page.get_by_text("页面不存在")).to_be_visible()
 
@@ -143,7 +143,7 @@ def test_at_a_phone_width_the_navigation_folds_behind_the_menu(new_page, fresh_r
     # never comes under eventlet's patching, see conftest.py)
     for path, ready in (("/customers", page.get_by_role("button", name="新建客户")),
                         ("/schedule", page.locator(".el-calendar-table")),
-                        ("/pool", page.get_by_role("heading", name="公海客户")),
+                        ("/pool", page.get_by_role("heading", name="公海客户", exact=True)),
                         ("/knowledge", page.get_by_role("tab", name="热门问题")),
                         ("/forecast", page.locator(".funnel svg"))):
         page.goto(path)
