@@ -167,3 +167,24 @@ def test_abandoning_without_an_alarm_is_refused_with_the_reason(page, fresh_rep,
     page.get_by_role("button", name="放弃客户").click()
     page.get_by_role("button", name="确定").click()
     expect(page.get_by_text("放弃客户前需要先困难报警，并由经理同意放弃")).to_be_visible()
+
+
+def test_markup_in_a_company_name_is_shown_as_text_everywhere(page, fresh_rep, customer_of):
+    rep = fresh_rep()
+    tag = rep.id[-6:]
+    root = customer_of(rep, company_name=f"<img src=x onerror=\"window.__xss='{tag}'\">贸易{tag}有限公司")
+    child = customer_of(rep, referred_by=root["id"])
+    login(page, rep)
+    expect(page.get_by_role("link", name=root["company_name"])).to_be_visible()
+    page.goto(f"/customers/{child['id']}")
+    page.get_by_role("tab", name="推荐关系").click()
+    node = page.locator(".referral-chart text", has_text="贸易")
+    expect(node).to_be_visible()
+    node.hover()
+    # ECharts draws its tooltip as HTML: the name must arrive as text
+    tooltip = page.locator(".referral-chart div[style*='z-index: 9999999']")
+    expect(tooltip).to_contain_text(root["company_name"])
+    expect(tooltip.locator("img")).to_have_count(0)
+    page.goto(f"/customers/{root['id']}")
+    expect(page.get_by_role("heading", name=root["company_name"], exact=True)).to_be_visible()
+    assert page.evaluate("window.__xss") is None
