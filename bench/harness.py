@@ -14,6 +14,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from pymongo import MongoClient
@@ -121,20 +122,32 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def mongo_port() -> int:
+    """The port the stack's database listens on, as scripts/infra.sh and the
+    services are told it (CRM_MONGO_PORT, CRM_MONGO_URI)."""
+    if os.environ.get("CRM_MONGO_PORT"):
+        return int(os.environ["CRM_MONGO_PORT"])
+    uri = os.environ.get("CRM_MONGO_URI", "mongodb://127.0.0.1:27017/")
+    return urlsplit(uri).port or 27017
+
+
 def infra_pids() -> dict[str, int]:
-    """FerretDB's and RabbitMQ's pids, found by their command lines."""
+    """FerretDB's and RabbitMQ's pids, found by their command lines. The
+    FerretDB is the one listening on the stack's port: another one (another
+    clone's, on another port) may run beside it and is not measured."""
     found = {}
+    listen = f"--listen-addr=127.0.0.1:{mongo_port()}".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
+                cmd = f.read().split(b"\0")
         except OSError:
             continue
-        if b"ferretdb" in cmd.split(b"\0")[0]:
+        if b"ferretdb" in cmd[0] and listen in cmd:
             found["ferretdb"] = int(entry)
-        elif b"beam.smp" in cmd.split(b"\0")[0]:
+        elif b"beam.smp" in cmd[0]:
             found["rabbitmq"] = int(entry)
     return found
 
