@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="${CRM_DATA_DIR:-$ROOT/.data}"
 FERRETDB_VERSION="v1.24.2"
 # The suffix names the patch level: a changed patch builds (and runs) a new binary.
-FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm8"
+FERRETDB_BIN="$DATA/bin/ferretdb-$FERRETDB_VERSION-crm9"
 # WAL with synchronous=NORMAL: a commit no longer waits for an fsync (half
 # the time of a small write here), and the database stays consistent; a
 # power cut, not a process crash, may lose the last commits, as MongoDB's own
@@ -108,6 +108,11 @@ install_ferret() {
     # Push {_id: {$in: [...]}} and string ranges on _id down to SQLite
     # (crm_idpush.go says why).
     cp "$ROOT/scripts/ferretdb/crm_idpush.go" "$work/internal/backends/sqlite/"
+    # Equality and range filters, sorts, skips and counts on indexed
+    # top-level fields answered through index tables in MongoDB's key order
+    # (crm_index.go and crm_count.go say why and how).
+    cp "$ROOT/scripts/ferretdb/crm_index.go" "$work/internal/backends/sqlite/"
+    cp "$ROOT/scripts/ferretdb/crm_count.go" "$work/internal/handler/"
     python3 - "$work/internal/handler" <<'PY'
 import sys, pathlib
 d = pathlib.Path(sys.argv[1])
@@ -169,6 +174,136 @@ for anchor in ("func Track(obj any, token *Token) {\n", "func Untrack(obj any, t
     assert s.count(anchor) == 1, anchor
     s = s.replace(anchor, anchor + "\tif obj != nil {\n\t\treturn\n\t}\n\n")
 r.write_text(s)
+# Index pushdown (crm_index.go, crm_count.go). The backend is told the real
+# sort, the skip and whether only a count is wanted; it says whether it
+# sorted, skipped or counted, so the handler does not do it again.
+b = d.parent / "backends" / "collection.go"
+s = b.read_text()
+for anchor, extra in (
+    ("\tOnlyRecordIDs bool\n\tComment       string\n}\n",
+     "\tCRMSort  *types.Document\n\tCRMSkip  int64\n\tCRMCount bool\n"),
+    ("type QueryResult struct {\n\tIter types.DocumentsIterator\n",
+     "\tCRMSorted  bool\n\tCRMSkipped bool\n\tCRMCounted bool\n\tCRMN       int64\n"),
+    ("type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n",
+     "\tCRMSort *types.Document\n"),
+):
+    assert s.count(anchor) == 1, anchor
+    if anchor.endswith("}\n"):
+        s = s.replace(anchor, anchor[:-2] + extra + "}\n")
+    else:
+        s = s.replace(anchor, anchor + extra)
+b.write_text(s)
+
+def edit(path, pairs):
+    s = path.read_text()
+    for anchor, replacement in pairs:
+        assert s.count(anchor) == 1, (path.name, anchor)
+        s = s.replace(anchor, replacement)
+    path.write_text(s)
+
+q = "\tq := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)\n"
+e = "\tselectClause := prepareSelectClause(meta.TableName, \"\", meta.Capped(), false)\n"
+ins = "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tbatchSize := c.r.BatchSize\n"
+upd = "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, doc := range params.Docs {\n"
+upd_exec = "\t\t\tr, err := tx.ExecContext(ctx, q, string(b), arg)\n"
+make_ix = "\terr := c.r.IndexesCreate(ctx, c.dbName, c.name, indexes)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n"
+drop_ix = "\terr := c.r.IndexesDrop(ctx, c.dbName, c.name, params.Indexes)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n"
+vacuum = "\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n\treturn new(backends.CompactResult), nil\n"
+edit(c, [
+    (q, "\tif res, handled, err := crmQuery(ctx, db, meta, params); handled {\n\t\treturn res, err\n\t}\n\n" + q),
+    (e, "\tif res, handled, err := crmExplain(ctx, db, meta, params); handled {\n\t\treturn res, err\n\t}\n\n" + e),
+    (ins, "\tcrmIxs := crmPrepare(ctx, db, meta)\n\n" + ins),
+    ("\t\t\tif _, err = tx.ExecContext(ctx, q, args...); err != nil {\n",
+     "\t\t\tif err = crmInsertBatch(ctx, tx, crmIxs, q, args, batch); err != nil {\n"),
+    (upd, "\tcrmIxs := crmPrepare(ctx, db, meta)\n\n\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n"
+          "\t\tcrmFirst := true\n\t\tfor _, doc := range params.Docs {\n"),
+    (upd_exec, "\t\t\tif err = crmBeforeUpdate(ctx, tx, crmIxs, meta.TableName, doc, arg, crmFirst); err != nil {\n"
+               "\t\t\t\treturn err\n\t\t\t}\n\t\t\tcrmFirst = false\n\n" + upd_exec),
+    ("\t// TODO https://github.com/FerretDB/FerretDB/issues/3888\n",
+     "\tif res, handled, err := crmDeleteAll(ctx, c, db, meta, params); handled {\n\t\treturn res, err\n\t}\n\n"),
+    (make_ix, make_ix + "\n\tif db, meta := c.r.DatabaseGetExisting(ctx, c.dbName), c.r.CollectionGet(ctx, c.dbName, c.name); "
+              "db != nil && meta != nil {\n\t\tcrmEnsure(ctx, db, meta, true)\n\t}\n"),
+    (drop_ix, "\tcrmMeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n" + drop_ix +
+              "\n\tcrmDrop(ctx, c.r.DatabaseGetExisting(ctx, c.dbName), crmMeta, params.Indexes)\n"),
+    # Writes share a collection's gate; making or dropping an index takes it
+    # alone (crm_index.go says why).
+    ("func (c *collection) InsertAll(ctx context.Context, params *backends.InsertAllParams) (*backends.InsertAllResult, error) {\n",
+     "func (c *collection) InsertAll(ctx context.Context, params *backends.InsertAllParams) (*backends.InsertAllResult, error) {\n"
+     "\tdefer crmWriting(c)()\n\n"),
+    ("func (c *collection) UpdateAll(ctx context.Context, params *backends.UpdateAllParams) (*backends.UpdateAllResult, error) {\n",
+     "func (c *collection) UpdateAll(ctx context.Context, params *backends.UpdateAllParams) (*backends.UpdateAllResult, error) {\n"
+     "\tdefer crmWriting(c)()\n\n"),
+    ("func (c *collection) CreateIndexes(ctx context.Context, params *backends.CreateIndexesParams) (*backends.CreateIndexesResult, error) { //nolint:lll // for readability\n",
+     "func (c *collection) CreateIndexes(ctx context.Context, params *backends.CreateIndexesParams) (*backends.CreateIndexesResult, error) { //nolint:lll // for readability\n"
+     "\tdefer crmAltering(c.dbName, c.name)()\n\n"),
+    ("func (c *collection) DropIndexes(ctx context.Context, params *backends.DropIndexesParams) (*backends.DropIndexesResult, error) {\n",
+     "func (c *collection) DropIndexes(ctx context.Context, params *backends.DropIndexesParams) (*backends.DropIndexesResult, error) {\n"
+     "\tdefer crmAltering(c.dbName, c.name)()\n\n"),
+    (vacuum, "\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n\tif params != nil && params.Full {\n"
+             "\t\tcrmAfterVacuum(ctx, c, db)\n\t}\n\n\treturn new(backends.CompactResult), nil\n"),
+])
+edit(c.parent / "database.go", [
+    ("\tdropped, err := db.r.CollectionDrop(ctx, db.name, params.Name)\n",
+     "\tdefer crmAltering(db.name, params.Name)()\n\n\tcrmMeta := db.r.CollectionGet(ctx, db.name, params.Name)\n"
+     "\tdropped, err := db.r.CollectionDrop(ctx, db.name, params.Name)\n"
+     "\tif err == nil && dropped {\n\t\tcrmDrop(ctx, db.r.DatabaseGetExisting(ctx, db.name), crmMeta, nil)\n\t}\n"),
+])
+# A non-unique index no longer gets an SQLite index over JSON text that
+# nothing reads (crm_index.go keeps its own); a unique one keeps it, as it
+# enforces the uniqueness.
+edit(m.parent / "registry.go", [
+    ("\t\tq := \"CREATE \"\n",
+     "\t\tif !index.Unique && index.Name != backends.DefaultIndexName {\n"
+     "\t\t\tc.Settings.Indexes = append(c.Settings.Indexes, index)\n\t\t\tcontinue\n\t\t}\n\n"
+     "\t\tq := \"CREATE \"\n"),
+    ("q := fmt.Sprintf(\"DROP INDEX %q\", c.TableName+\"_\"+name)",
+     "q := fmt.Sprintf(\"DROP INDEX IF EXISTS %q\", c.TableName+\"_\"+name)"),
+])
+edit(d / "msg_find.go", [
+    ("\th.L.DebugContext(ctx, fmt.Sprintf(\"Converted %+v for %+v to %+v.\", params, cInfo, qp))\n",
+     "\tif !h.DisablePushdown {\n\t\tqp.CRMSort = params.Sort\n"
+     "\t\t// the backend skips only for a filter it was given whole\n"
+     "\t\tif qp.Filter.Len() == params.Filter.Len() {\n\t\t\tqp.CRMSkip = params.Skip\n\t\t}\n\t}\n\n"
+     "\th.L.DebugContext(ctx, fmt.Sprintf(\"Converted %+v for %+v to %+v.\", params, cInfo, qp))\n"),
+    ("\titer, err := h.makeFindIter(queryRes.Iter, closer, params)\n",
+     "\tcrmParams := params\n\tif queryRes.CRMSorted || queryRes.CRMSkipped {\n\t\tp := *params\n"
+     "\t\tif queryRes.CRMSorted {\n\t\t\tp.Sort = nil\n\t\t}\n"
+     "\t\tif queryRes.CRMSkipped {\n\t\t\tp.Skip = 0\n\t\t}\n\t\tcrmParams = &p\n\t}\n\n"
+     "\titer, err := h.makeFindIter(queryRes.Iter, closer, crmParams)\n"),
+])
+edit(d / "msg_findandmodify.go", [
+    ("\t\tqp.Filter = params.Query\n\t}\n\n\tqueryRes, err := c.Query(ctx, &qp)\n",
+     "\t\tqp.Filter = params.Query\n\t\tqp.CRMSort = params.Sort\n\t}\n\n\tqueryRes, err := c.Query(ctx, &qp)\n"),
+    ("\titer, err = common.SortIterator(iter, closer, params.Sort)\n",
+     "\tcrmSort := params.Sort\n\tif queryRes.CRMSorted {\n\t\tcrmSort = nil\n\t}\n\n"
+     "\titer, err = common.SortIterator(iter, closer, crmSort)\n"),
+])
+edit(d / "msg_count.go", [
+    ("\tvar qp backends.QueryParams\n\tif !h.DisablePushdown {\n\t\tqp.Filter = params.Filter\n\t}\n",
+     "\tif !h.DisablePushdown {\n"
+     "\t\tcrmRes, crmErr := c.Query(connCtx, &backends.QueryParams{Filter: params.Filter, CRMCount: true})\n"
+     "\t\tif crmErr != nil {\n\t\t\treturn nil, lazyerrors.Error(crmErr)\n\t\t}\n"
+     "\t\tcrmRes.Iter.Close()\n\n\t\tif crmRes.CRMCounted {\n"
+     "\t\t\tn := crmCountWindow(crmRes.CRMN, params.Skip, params.Limit)\n\n"
+     "\t\t\treturn documentOpMsg(must.NotFail(types.NewDocument(\"n\", int32(n), \"ok\", float64(1))))\n"
+     "\t\t}\n\t}\n\n"
+     "\tvar qp backends.QueryParams\n\tif !h.DisablePushdown {\n\t\tqp.Filter = params.Filter\n\t}\n"),
+])
+edit(d / "msg_aggregate.go", [
+    ("\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n",
+     "\t\tcrmDone := false\n"
+     "\t\tif shape, ok := crmCountPipeline(aggregationStages); ok && !h.DisablePushdown {\n"
+     "\t\t\tvar crmIter types.DocumentsIterator\n"
+     "\t\t\tif crmIter, crmDone, err = crmCountAggregate(ctx, c, shape); err == nil && crmDone {\n"
+     "\t\t\t\titer = crmIter\n\t\t\t}\n\t\t}\n\n"
+     "\t\tif err == nil && !crmDone {\n"
+     "\t\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n"
+     "\t\t}\n"),
+])
+edit(d / "msg_explain.go", [
+    ("\tres, err := coll.Explain(connCtx, qp)\n",
+     "\tif !h.DisablePushdown {\n\t\tqp.CRMSort = params.Sort\n\t}\n\n\tres, err := coll.Explain(connCtx, qp)\n"),
+])
 PY
     (cd "$work" && go build -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
     mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
