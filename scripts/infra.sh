@@ -300,9 +300,13 @@ edit(d / "msg_aggregate.go", [
      "\t\t\titer, err = processStagesDocuments(ctx, closer, &stagesDocumentsParams{c, qp, stagesDocuments})\n"
      "\t\t}\n"),
 ])
+# The count command gives the backend its whole filter (paths of fields
+# too), so its explain does as well.
 edit(d / "msg_explain.go", [
     ("\tres, err := coll.Explain(connCtx, qp)\n",
-     "\tif !h.DisablePushdown {\n\t\tqp.CRMSort = params.Sort\n\t}\n\n\tres, err := coll.Explain(connCtx, qp)\n"),
+     "\tif !h.DisablePushdown {\n\t\tqp.CRMSort = params.Sort\n"
+     "\t\tif cmd.Command() == \"count\" {\n\t\t\tqp.Filter = params.Filter\n\t\t}\n\t}\n\n"
+     "\tres, err := coll.Explain(connCtx, qp)\n"),
 ])
 PY
     (cd "$work" && go build -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)

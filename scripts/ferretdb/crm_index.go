@@ -229,6 +229,13 @@ func crmRank(v any) byte {
 	return 0
 }
 
+// crmCompare orders two values of one type bracket as the index does.
+func crmCompare(a, b any) int {
+	ea, _ := crmEncode(nil, a)
+	eb, _ := crmEncode(nil, b)
+	return bytes.Compare(ea, eb)
+}
+
 // crmEqualityValue: a value an equality condition can be looked up by (the
 // index key of a document matching {f: v} holds exactly v's encoding).
 func crmEqualityValue(v any) bool {
@@ -325,8 +332,44 @@ func crmLevels(name string, fields []string) []int {
 	return out
 }
 
+// crmFieldName: a field or a path of fields ("created_by.id") an index here
+// may have as a key.
+func crmFieldName(f string) bool {
+	if f == "" || strings.ContainsAny(f, "$\x00") {
+		return false
+	}
+	for _, part := range strings.Split(f, ".") {
+		if part == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// crmValue is a key field's value in a document (null when missing). A path
+// through an array (an array of objects) is not indexed here: through is
+// true, and the index is marked unusable, as MongoDB's rules for it (every
+// element's field) are not kept.
+func crmValue(doc *types.Document, field string) (v any, through bool) {
+	parts := strings.Split(field, ".")
+	var cur any = doc
+	for i, part := range parts {
+		d, ok := cur.(*types.Document)
+		if !ok {
+			if _, isArray := cur.(*types.Array); isArray && i > 0 {
+				return nil, true
+			}
+			return types.Null, false
+		}
+		if cur, _ = d.Get(part); cur == nil {
+			return types.Null, false
+		}
+	}
+	return cur, false
+}
+
 // crmIndexes lists the collection's indexes this file keeps: those of
-// top-level fields, on an ordinary (not capped) collection.
+// fields and paths of fields, on an ordinary (not capped) collection.
 func crmIndexes(meta *metadata.Collection) []*crmIndex {
 	if meta == nil || meta.Capped() {
 		return nil
@@ -340,7 +383,7 @@ next:
 		c := &crmIndex{name: ix.Name, side: crmSideName(meta, ix.Name)}
 		c.counts = c.side + "_n"
 		for _, k := range ix.Key {
-			if k.Field == "" || strings.ContainsAny(k.Field, ".$\x00") {
+			if !crmFieldName(k.Field) {
 				continue next
 			}
 			c.fields = append(c.fields, k.Field)
@@ -423,6 +466,14 @@ func crmOpen(ctx context.Context, db *fsql.DB, meta *metadata.Collection, ix *cr
 	}
 	if ix.state.ready.Load() {
 		return nil
+	}
+	if !wait {
+		// a new (or empty) collection is filled at once: nothing to read
+		var rid int64
+		q := fmt.Sprintf(`SELECT rowid FROM %q LIMIT 1`, meta.TableName)
+		if err := db.QueryRowContext(ctx, q).Scan(&rid); errors.Is(err, sql.ErrNoRows) {
+			wait = true
+		}
 	}
 	if wait {
 		return crmFill(context.WithoutCancel(ctx), db, meta.TableName, ix)
@@ -589,9 +640,10 @@ func crmKeys(doc *types.Document, ix *crmIndex) *crmDocKeys {
 	alts := make([][][]byte, len(ix.fields))
 	arrays := 0
 	for i, f := range ix.fields {
-		v, err := doc.Get(f)
-		if err != nil {
-			v = types.Null
+		v, through := crmValue(doc, f)
+		if through {
+			out.markers = append(out.markers, "X")
+			return out
 		}
 		arr, isArray := v.(*types.Array)
 		if !isArray {
@@ -1050,7 +1102,7 @@ func crmConditions(filter *types.Document, conds map[string]*crmCond) (exact boo
 			continue
 		case key == "$comment":
 			continue
-		case strings.HasPrefix(key, "$") || strings.ContainsAny(key, ".\x00") || key == "":
+		case !crmFieldName(key):
 			exact = false
 			continue
 		}
@@ -1121,17 +1173,35 @@ func crmCondition(c *crmCond, v any) (exact bool) {
 				}
 			}
 		case "$gt", "$gte":
-			if crmRank(arg) == 0 || c.hasLo {
+			incl := op == "$gte"
+			switch {
+			case crmRank(arg) == 0:
 				c.inexact = true
-				continue
+			case !c.hasLo:
+				c.lo, c.loIncl, c.hasLo = arg, incl, true
+			case crmRank(arg) == crmRank(c.lo):
+				// two lower bounds ({from} and a cursor's): the higher one
+				// is their intersection
+				if d := crmCompare(arg, c.lo); d > 0 || (d == 0 && !incl) {
+					c.lo, c.loIncl = arg, incl
+				}
+			default:
+				c.inexact = true
 			}
-			c.lo, c.loIncl, c.hasLo = arg, op == "$gte", true
 		case "$lt", "$lte":
-			if crmRank(arg) == 0 || c.hasHi {
+			incl := op == "$lte"
+			switch {
+			case crmRank(arg) == 0:
 				c.inexact = true
-				continue
+			case !c.hasHi:
+				c.hi, c.hiIncl, c.hasHi = arg, incl, true
+			case crmRank(arg) == crmRank(c.hi):
+				if d := crmCompare(arg, c.hi); d < 0 || (d == 0 && !incl) {
+					c.hi, c.hiIncl = arg, incl
+				}
+			default:
+				c.inexact = true
 			}
-			c.hi, c.hiIncl, c.hasHi = arg, op == "$lte", true
 		default:
 			c.inexact = true
 		}
