@@ -41,6 +41,43 @@ def update_unless_duplicate(coll: Collection, query: dict, update: dict) -> bool
     return True
 
 
+def count(coll: Collection, flt: dict) -> int:
+    """The number of documents matching `flt`: an index count (on FerretDB
+    here an equality filter's count is one row of its index's count table,
+    scripts/ferretdb/crm_index.go). No filter is the collection's own count
+    (estimated_document_count): MongoDB answers count_documents({}) by
+    reading the whole collection."""
+    return coll.count_documents(flt) if flt else coll.estimated_document_count()
+
+
+def page(coll: Collection, flt: dict, sort: list[tuple[str, int]], skip: int,
+         limit: int, projection=None) -> tuple[list[dict], bool]:
+    """One page of `flt` in `sort` order, and whether more follow (one
+    document more is read to know)."""
+    docs = list(coll.find(flt, projection).sort(sort).skip(skip).limit(limit + 1))
+    return docs[:limit], len(docs) > limit
+
+
+def after(flt: dict, sort: list[tuple[str, int]], last: dict) -> dict:
+    """`flt` narrowed to what comes after `last` (a document, or its sort
+    values) in `sort` order, which ends with _id. One sort field is one range
+    on it; more are an $or of ranges (MongoDB and FerretDB here read each
+    through the index and merge them in order)."""
+    branches = []
+    for i, (field, direction) in enumerate(sort):
+        cond = {f: last[f] for f, _ in sort[:i]}
+        cond[field] = {"$gt" if direction == 1 else "$lt": last[field]}
+        branches.append(cond)
+    if len(branches) == 1:
+        (field, cond), = branches[0].items()
+        if field not in flt:
+            return {**flt, field: cond}
+        return {"$and": [flt, branches[0]]}
+    if "$or" in flt:
+        raise ValueError("a filter with $or pages by one sort field only")
+    return {**flt, "$or": branches}
+
+
 # The most ids one query lists: FerretDB (scripts/ferretdb) pushes a list of
 # this many down to its _id index.
 IDS_PER_QUERY = 1000

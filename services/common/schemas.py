@@ -6,7 +6,15 @@ from typing import Annotated
 from zoneinfo import available_timezones
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -66,3 +74,19 @@ class Page(BaseModel):
     @property
     def skip(self) -> int:
         return (self.page - 1) * self.page_size
+
+
+class CursorPage(Page):
+    """`?page=` or `?after=`: `after` is the `next` of the page before, and
+    reads on from there through the index the list is sorted by, so page 500
+    costs what page 1 costs. A cursor picks up where the previous page ended,
+    so `page` is not given with it."""
+
+    after: Id | None = None
+
+    @field_validator("after")
+    @classmethod
+    def _not_with_page(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("page", 1) != 1:
+            raise ValueError("give either page or after, not both")
+        return value
