@@ -5,7 +5,7 @@ admin marks as shared stops counting as a duplicate-guard key)."""
 from __future__ import annotations
 
 from gateway.http import Call, route
-from services.common.schemas import Page
+from services.common.schemas import CursorPage
 from services.customers import schemas
 
 
@@ -43,10 +43,12 @@ class CustomersRoutes:
     def add_followup(self, call: Call, id, body):  # noqa: A002
         return self.customers.add_followup(call.actor, id, body.model_dump())
 
-    @route("GET", "/api/customers/{id}/followups", query=Page, response=schemas.FollowupList,
+    @route("GET", "/api/customers/{id}/followups", query=CursorPage,
+           response=schemas.FollowupList,
            tag="customers", summary="A customer's follow-ups, newest first")
     def list_followups(self, call: Call, id, query):  # noqa: A002
-        return self.customers.list_followups(call.actor, id, query.page, query.page_size)
+        return self.customers.list_followups(call.actor, id, query.page, query.page_size,
+                                            query.after)
 
     @route("POST", "/api/shared-phones", roles=("admin",), body=schemas.SharedPhoneIn,
            response=schemas.SharedPhone, status=201, tag="customers",

@@ -255,6 +255,15 @@ def list_filter(actor: Principal, status: str | None = None, stage: int | None =
         if "owner_id" in f and f["owner_id"] != owner_id:
             return {"_id": {"$in": []}}  # a rep asking for someone else's: nothing
         f["owner_id"] = owner_id
+    # An owned customer is active, and a pool customer has no owner and no
+    # team (lifecycle): within an owner's or a team's customers, "active"
+    # selects them all and "pool" none. Left out, the filter is one an
+    # index counts exactly.
+    if f.get("owner_id") is not None or f.get("team_id") is not None:
+        if f.get("status") == ACTIVE:
+            del f["status"]
+        elif f.get("status") == POOL:
+            return {"_id": {"$in": []}}
     return f
 
 

@@ -22,7 +22,15 @@ from pydantic import (
     model_validator,
 )
 
-from services.common.schemas import Id, LongText, Name, Page, Strict, Text, _no_control_chars
+from services.common.schemas import (
+    CursorPage,
+    Id,
+    LongText,
+    Name,
+    Strict,
+    Text,
+    _no_control_chars,
+)
 
 
 def _full_width_to_ascii(value):
@@ -118,7 +126,7 @@ class SharedPhoneIn(Strict):
     note: Text | None = None
 
 
-class CustomerQuery(Page):
+class CustomerQuery(CursorPage):
     """GET /api/customers query string (strings from the URL, so not strict)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -168,6 +176,7 @@ class Customer(BaseModel):
 class CustomerList(BaseModel):
     items: list[Customer]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 class Match(BaseModel):
@@ -201,6 +210,7 @@ class Followup(BaseModel):
 class FollowupList(BaseModel):
     items: list[Followup]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 class SharedPhone(BaseModel):

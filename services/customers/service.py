@@ -13,7 +13,7 @@ from services.common.errors import Conflict, Forbidden, Invalid
 from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
-from services.common.schemas import Page
+from services.common.schemas import CursorPage
 from services.common.validation import parse
 from services.customers import domain, schemas, stages, storage
 from services.customers.integrity import IntegrityRpc
@@ -127,8 +127,9 @@ class CustomersService(IntegrityRpc):
         q = parse(schemas.CustomerQuery, query)
         flt = domain.list_filter(actor, q.status, q.stage, q.owner_id)
         flt.update(domain.query_terms(q.q))
-        docs, total = storage.list_customers(self.db, flt, q.skip, q.page_size)
-        return {"items": [domain.public_customer(d) for d in docs], "total": total}
+        docs, total, more = storage.list_customers(self.db, flt, q.skip, q.page_size, q.after)
+        return {"items": [domain.public_customer(d) for d in docs], "total": total,
+                "next": docs[-1]["_id"] if more else None}
 
     # ------------------------------------------------------------ follow-ups
 
@@ -147,13 +148,14 @@ class CustomersService(IntegrityRpc):
         return domain.public_followup(doc)
 
     @rpc
-    def list_followups(self, actor, customer_id, page=1, page_size=20):
+    def list_followups(self, actor, customer_id, page=1, page_size=20, after=None):
         actor = Principal.of(actor)
-        paging = parse(Page, {"page": page, "page_size": page_size})
+        paging = parse(CursorPage, {"page": page, "page_size": page_size, "after": after})
         customer = domain.check_visible(actor, storage.find_customer(self.db, str(customer_id)))
-        docs, total = storage.list_followups(self.db, customer["_id"], paging.skip,
-                                             paging.page_size)
-        return {"items": [domain.public_followup(d) for d in docs], "total": total}
+        docs, total, more = storage.list_followups(self.db, customer["_id"], paging.skip,
+                                                   paging.page_size, paging.after)
+        return {"items": [domain.public_followup(d) for d in docs], "total": total,
+                "next": docs[-1]["_id"] if more else None}
 
     # ------------------------------------------------------------ shared phones
 

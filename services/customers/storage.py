@@ -70,7 +70,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.common.errors import Conflict
-from services.common.mongo import delete_by_ids, find_by_ids, insert_new
+from services.common.mongo import after, count, delete_by_ids, find_by_ids, insert_new, page
 from services.customers import audit
 from services.customers import normalize as norm
 from services.customers.domain import is_name_key, split_name_key
@@ -88,16 +88,39 @@ OLD_TERM_SHARDS = [f"name_terms_{i}" for i in range(8)]
 log = logging.getLogger(__name__)
 
 
+# The customer list's scopes (an owner, a team, the pool, everyone), each
+# alone, by stage and by name grams, newest first: each list and its count
+# reads one index range (domain.list_filter), the page and its total cost the
+# same at any size. The grams of one name are ~10 keys per index.
+CUSTOMER_INDEXES = {
+    "owner": [("owner_id", ASCENDING), ("_id", DESCENDING)],
+    "owner_stage": [("owner_id", ASCENDING), ("stage", ASCENDING), ("_id", DESCENDING)],
+    "owner_grams": [("owner_id", ASCENDING), ("name_grams", ASCENDING), ("_id", DESCENDING)],
+    "team": [("team_id", ASCENDING), ("_id", DESCENDING)],
+    "team_stage": [("team_id", ASCENDING), ("stage", ASCENDING), ("_id", DESCENDING)],
+    "team_grams": [("team_id", ASCENDING), ("name_grams", ASCENDING), ("_id", DESCENDING)],
+    "status": [("status", ASCENDING), ("_id", DESCENDING)],
+    "status_stage": [("status", ASCENDING), ("stage", ASCENDING), ("_id", DESCENDING)],
+    "stage": [("stage", ASCENDING), ("_id", DESCENDING)],
+    "grams": [("name_grams", ASCENDING), ("_id", DESCENDING)],
+    "phones": [("phones", ASCENDING)],
+    "credit_code": [("credit_code", ASCENDING)],
+    "referred_by": [("referred_by", ASCENDING)],
+    # the integrity report's "entered by him"
+    "created_by": [("created_by.id", ASCENDING)],
+}
+# Replaced by "grams" (ordered by _id too, so a page after a cursor is one range).
+OLD_CUSTOMER_INDEXES = ("name_grams",)
+
+
 def ensure_indexes(db: Database) -> None:
     db.audit.create_index([("customer_id", ASCENDING), ("seq", ASCENDING)], unique=True,
                           name="customer_seq_unique")
     db.name_claims.create_index([("stream", ASCENDING), ("seq", ASCENDING)], name="stream_seq")
-    db.customers.create_index([("owner_id", ASCENDING), ("_id", DESCENDING)], name="owner")
-    db.customers.create_index([("team_id", ASCENDING), ("_id", DESCENDING)], name="team")
-    db.customers.create_index([("status", ASCENDING), ("_id", DESCENDING)], name="status")
-    db.customers.create_index([("name_grams", ASCENDING)], name="name_grams")
-    db.customers.create_index([("phones", ASCENDING)], name="phones")
-    db.customers.create_index([("referred_by", ASCENDING)], name="referred_by")
+    for name, keys in CUSTOMER_INDEXES.items():
+        db.customers.create_index(keys, name=name)
+    for name in set(OLD_CUSTOMER_INDEXES) & set(db.customers.index_information()):
+        db.customers.drop_index(name)
     db.followups.create_index([("customer_id", ASCENDING), ("_id", DESCENDING)],
                               name="customer_followups")
     _fold_old_term_shards(db)
@@ -373,10 +396,18 @@ def customer_exists(db: Database, customer_id: str) -> bool:
     return db.customers.find_one({"_id": customer_id}, {"_id": 1}) is not None
 
 
-def list_customers(db: Database, flt: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    total = db.customers.count_documents(flt)
-    docs = list(db.customers.find(flt).sort("_id", DESCENDING).skip(skip).limit(limit))
-    return docs, total
+NEWEST_FIRST = [("_id", DESCENDING)]
+
+
+def list_customers(db: Database, flt: dict, skip: int, limit: int,
+                   after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    """A page of `flt`, newest first (after `after_id`), its total, and
+    whether more follow."""
+    total = count(db.customers, flt)
+    if after_id is not None:
+        flt = after(flt, NEWEST_FIRST, {"_id": after_id})
+    docs, more = page(db.customers, flt, NEWEST_FIRST, skip, limit)
+    return docs, total, more
 
 
 def _slots(customer_id: str) -> tuple[int, int]:
@@ -433,12 +464,14 @@ def insert_followup(db: Database, doc: dict) -> dict:
     return doc
 
 
-def list_followups(db: Database, customer_id: str, skip: int,
-                   limit: int) -> tuple[list[dict], int]:
+def list_followups(db: Database, customer_id: str, skip: int, limit: int,
+                   after_id: str | None = None) -> tuple[list[dict], int, bool]:
     flt = {"customer_id": customer_id}
-    total = db.followups.count_documents(flt)
-    docs = list(db.followups.find(flt).sort("_id", DESCENDING).skip(skip).limit(limit))
-    return docs, total
+    total = count(db.followups, flt)
+    if after_id is not None:
+        flt = after(flt, NEWEST_FIRST, {"_id": after_id})
+    docs, more = page(db.followups, flt, NEWEST_FIRST, skip, limit)
+    return docs, total, more
 
 
 # ---------------------------------------------------------------- shared phones

@@ -328,6 +328,48 @@ def test_visibility_and_listing_per_role(customers):
     assert customers.list_customers(ZHANG, {"owner_id": "u-li"})["total"] == 0
 
 
+def _follow(fetch, page_size):
+    """Every page of a list, following `next` from the first."""
+    seen, after, totals = [], None, set()
+    while True:
+        page = fetch(page_size, after)
+        totals.add(page["total"])
+        seen += [x["id"] for x in page["items"]]
+        after = page["next"]
+        if after is None:
+            return seen, totals
+
+
+def test_a_list_read_page_after_page_by_cursor_holds_each_customer_once_newest_first(
+        customers):
+    made = [customers.create(ZHANG if n % 3 else LI, {"company_name": f"深圳市第{n}号电子有限公司",
+                                                       "stage": (10, 25)[n % 2]})["id"]
+            for n in range(1, 9)]
+    for actor, query, want in (
+            (ADMIN, {}, made),
+            (WANG, {}, made),
+            (ZHANG, {}, [m for n, m in enumerate(made, 1) if n % 3]),
+            (WANG, {"stage": 25}, [m for n, m in enumerate(made, 1) if n % 2]),
+            (ADMIN, {"q": "电子"}, made)):
+        seen, totals = _follow(lambda size, after, a=actor, q=query: customers.list_customers(
+            a, {**q, "page_size": size, **({"after": after} if after else {})}), 3)
+        assert seen == sorted(want, reverse=True), (actor["role"], query)
+        assert totals == {len(want)}
+    # the cursor is a place in the list, not a page number
+    with pytest.raises(Invalid) as err:
+        customers.list_customers(ADMIN, {"page": 2, "after": made[0]})
+    assert "after" in err.value.details["fields"]
+
+
+def test_follow_ups_page_by_cursor(customers):
+    c = customers.create(ZHANG, {"company_name": "美的集团股份有限公司"})
+    made = [customers.add_followup(ZHANG, c["id"], {"content": f"第{i}次拜访"})["id"]
+            for i in range(5)]
+    seen, totals = _follow(lambda size, after: customers.list_followups(
+        WANG, c["id"], 1, size, after), 2)
+    assert seen == sorted(made, reverse=True) and totals == {5}
+
+
 def test_follow_ups_are_appended_by_the_owner_only(customers, db):
     c = customers.create(ZHANG, {"company_name": "美的集团股份有限公司"})
     first = customers.add_followup(ZHANG, c["id"], {"content": "拜访采购部，约下周三看样",
