@@ -151,9 +151,9 @@ class IntegrityRoutes:
     def referrals(self, call: Call, id, query):
         return self.customers.referrals(call.actor, id, query.depth, query.limit)
 
-    @route("GET", "/api/customers/{id}/audit", query=s.PageQuery, response=s.AuditOut,
+    @route("GET", "/api/customers/{id}/audit", query=s.AuditQuery, response=s.AuditOut,
            tag="customers",
            summary="The audit trail, oldest first; intact is false when the chain is broken")
     def audit(self, call: Call, id, query):
-        return self.customers.audit_trail(call.actor, id, query.page, query.page_size)
+        return self.customers.audit_trail(call.actor, id, query.page, query.page_size, query.after)
 

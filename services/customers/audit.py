@@ -63,3 +63,15 @@ def verify_chain(entries: list[dict]) -> bool:
             return False
         prev = entry["hash"]
     return True
+
+
+def reaches_head(entries: list[dict], head: dict | None) -> bool:
+    """True when the entries (in seq order) still hold the chain's recorded
+    head: removing the last entries leaves an unbroken, shorter chain that
+    verify_chain accepts, but not the head. A chain of an earlier build has
+    no head (None). The head may lag one entry behind (a writer stopped
+    between its two writes): it is checked where it points."""
+    if head is None:
+        return True
+    at = next((e for e in entries if e.get("seq") == head.get("seq")), None)
+    return at is not None and at.get("hash") == head.get("hash")

@@ -17,7 +17,6 @@ import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from services.common import config
 from services.common.auth import Principal
 from services.common.clock import Clock, iso
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
@@ -25,7 +24,6 @@ from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
 from services.common.rpc import Rpc
-from services.common.schemas import Page
 from services.common.validation import parse
 from services.customers import domain, referrals, stages, storage
 from services.customers import integrity_schemas as schemas
@@ -367,9 +365,8 @@ class IntegrityRpc:
             filt["status"] = q.status
         if q.customer_id:
             filt["customer_id"] = q.customer_id
-        docs, total = store.list_amendments(self.db, filt, (q.page - 1) * q.page_size,
-                                            q.page_size)
-        return {"items": [_amendment_out(d) for d in docs], "total": total}
+        docs, total, more = store.list_amendments(self.db, filt, q.skip, q.page_size, q.after)
+        return _page_out([_amendment_out(d) for d in docs], total, more)
 
     # ------------------------------------------------------------- stages
 
@@ -515,8 +512,8 @@ class IntegrityRpc:
             filt["status"] = q.status
         if q.customer_id:
             filt["customer_id"] = q.customer_id
-        docs, total = store.list_alarms(self.db, filt, (q.page - 1) * q.page_size, q.page_size)
-        return {"items": [_alarm_out(d) for d in docs], "total": total}
+        docs, total, more = store.list_alarms(self.db, filt, q.skip, q.page_size, q.after)
+        return _page_out([_alarm_out(d) for d in docs], total, more)
 
     @rpc
     def abandon_customer(self, actor, customer_id):
@@ -694,19 +691,18 @@ class IntegrityRpc:
             filt["status"] = q.status
         if q.customer_id:
             filt["customer_id"] = q.customer_id
-        docs, total = store.list_disputes(self.db, filt, (q.page - 1) * q.page_size, q.page_size)
-        return {"items": [_dispute_out(d) for d in docs], "total": total}
+        docs, total, more = store.list_disputes(self.db, filt, q.skip, q.page_size, q.after)
+        return _page_out([_dispute_out(d) for d in docs], total, more)
 
     # ------------------------------------------------------------- report
 
     @rpc
     def integrity_report(self, actor):
         actor = Principal.of(actor)
-        team_id = lc.report_scope(actor)
+        lc.report_scope(actor)
         users = self._users_in_scope(actor)
         reps = [u for u in users if u.get("role") == "rep"]
-        ids = None if team_id is None else [u["id"] for u in users]
-        counts = store.integrity_counts(self.db, ids)
+        counts = store.integrity_counts(self.db, [u["id"] for u in users])
         rows = lc.integrity_rows(reps, counts)
         names = {u["id"]: u.get("name") for u in users}
         for row in rows:
@@ -734,9 +730,9 @@ class IntegrityRpc:
         limit = referrals.clamp(limit, referrals.DEFAULT_NODES, referrals.MAX_NODES)
         chain, _ = referrals.collect_ancestors(
             root.get("referred_by"), lambda cid: store.referral_parent(self.db, cid))
-        source = store.referral_source(self.db, config.get("REFERRAL_STRATEGY") or "auto")
-        found = referrals.collect_descendants(customer_id, source.children_of, depth, limit)
-        asked = source.counts([*found.count_needed, *(d["_id"] for d in chain)])
+        found = referrals.collect_descendants(
+            customer_id, lambda ids, room: store.referral_children(self.db, ids, room), depth, limit)
+        asked = store.referral_counts(self.db, [*found.count_needed, *(d["_id"] for d in chain)])
         counts = referrals.referred_counts(found, asked)
         def node(d: dict) -> dict:
             return _node(d, lc.may_see(actor, d))
@@ -748,7 +744,7 @@ class IntegrityRpc:
     # -------------------------------------------------------------- audit
 
     @rpc
-    def audit_trail(self, actor, customer_id, page=1, page_size=20):
+    def audit_trail(self, actor, customer_id, page=1, page_size=20, after=None):
         actor = Principal.of(actor)
         customer = lc.check_visible(actor, self._customer(customer_id))
         if not (actor.role == "admin" or lc.is_owner(actor, customer)
@@ -756,10 +752,12 @@ class IntegrityRpc:
                     lc.is_team_manager(actor, customer.get("team_id"))
                     or customer.get("status") == lc.POOL))):
             raise Forbidden("forbidden", "the audit trail is for the owner, his manager and admins")
-        paging = parse(Page, {"page": page, "page_size": page_size})
-        docs, total, intact = store.audit_trail(self.db, customer_id, paging.skip,
-                                                paging.page_size)
-        return {"items": [_audit_out(d) for d in docs], "total": total, "intact": intact}
+        paging = parse(schemas.AuditQuery, {"page": page, "page_size": page_size, "after": after})
+        after_seq = int(paging.after) if paging.after is not None else None
+        docs, total, intact, more = store.audit_trail(self.db, customer_id, paging.skip,
+                                                      paging.page_size, after_seq)
+        return {"items": [_audit_out(d) for d in docs], "total": total, "intact": intact,
+                "next": str(docs[-1]["seq"]) if more else None}
 
     # ------------------------------------------------------------- export
 
@@ -784,6 +782,10 @@ class IntegrityRpc:
 
 
 # ------------------------------------------------------------ answer shapes
+
+def _page_out(items: list[dict], total: int, more: bool) -> dict:
+    return {"items": items, "total": total, "next": items[-1]["id"] if more else None}
+
 
 def _moved(exc: Exception) -> bool:
     """An owner change refused because the customer changed hands meanwhile."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
-from services.common.schemas import Id, Name, Strict, Text
+from services.common.schemas import CursorPage, Id, Name, Strict, Text
 from services.customers import schemas as core
 
 Reason = Annotated[Text, StringConstraints(min_length=1)]
@@ -104,12 +104,9 @@ class DecisionIn(Strict):
     note: Text | None = None
 
 
-class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ListQuery(CursorPage):
     status: Annotated[str, StringConstraints(max_length=20)] | None = None
     customer_id: Id | None = None
-    page: int = Field(1, ge=1, le=100000)
-    page_size: int = Field(20, ge=1, le=100)
 
 
 class ReferralQuery(BaseModel):
@@ -118,10 +115,10 @@ class ReferralQuery(BaseModel):
     limit: int = Field(1000, ge=0, le=10000, description="descendants at most")
 
 
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    page: int = Field(1, ge=1, le=100000)
-    page_size: int = Field(20, ge=1, le=100)
+class AuditQuery(CursorPage):
+    """`after`: the `seq` of the last entry of the page before."""
+
+    after: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")] | None = None
 
 
 # ------------------------------------------------------------------ answers
@@ -201,7 +198,9 @@ class AuditItem(BaseModel):
 class AuditOut(BaseModel):
     items: list[AuditItem]
     total: int
-    intact: bool = Field(description="false when the hash chain over the entries is broken")
+    intact: bool = Field(description="false when the hash chain over the entries is broken "
+                                     "or its last entries are missing")
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 class IntegrityRow(BaseModel):
@@ -242,13 +241,16 @@ class Referrals(BaseModel):
 class AmendmentList(BaseModel):
     items: list[Amendment]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 class AlarmList(BaseModel):
     items: list[Alarm]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 class DisputeList(BaseModel):
     items: list[Dispute]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")

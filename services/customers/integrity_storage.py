@@ -18,7 +18,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.common.ids import new_id
-from services.common.mongo import update_unless_duplicate
+from services.common.mongo import after, count, page, update_unless_duplicate
 from services.customers import audit, stages
 
 IN_CHUNK = 1000  # ids per `$in`: keeps each query document small
@@ -30,12 +30,28 @@ NODE_FIELDS = {"_id": 1, "company_name": 1, "owner_id": 1, "owner_name": 1, "sta
                "stage": 1, "referred_by": 1, "team_id": 1}
 
 
+def _scoped_indexes(coll, prefix: str, scopes: tuple[str, ...]) -> None:
+    """A list of `coll` for each scope (its owner, a team, ...), by status or
+    not, oldest first; and everyone's by status: every list of the lifecycle
+    and its count reads one index range."""
+    for field in scopes:
+        coll.create_index([(field, ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)],
+                          name=f"{prefix}_{field}_status")
+    coll.create_index([("status", ASCENDING), ("_id", ASCENDING)], name=f"{prefix}_status_new")
+
+
 def ensure_indexes(db: Database) -> None:
     # customers.referred_by is indexed by storage.ensure_indexes
     db.amendments.create_index([("customer_id", ASCENDING), ("_id", ASCENDING)],
                                name="amendment_customer")
     db.amendments.create_index([("status", ASCENDING), ("team_id", ASCENDING)],
                                name="amendment_status_team")
+    _scoped_indexes(db.amendments, "amendment", ("owner_id", "team_id"))
+    _scoped_indexes(db.alarms, "alarm", ("owner_id", "team_id"))
+    _scoped_indexes(db.disputes, "dispute", ("owner_id", "team_id", "claimant_id",
+                                             "claimant_team_id"))
+    db.alarms.create_index([("owner_id", ASCENDING), ("verified", ASCENDING)],
+                           name="alarm_owner_verified")
     # `open_for` is the customer id while an alarm is open, the alarm's own
     # id afterwards: at most one open alarm per customer, without a partial
     # index (not in the FerretDB subset)
@@ -146,8 +162,9 @@ def finish_amendment(db: Database, amendment_id: str, from_status: str, fields: 
         return_document=ReturnDocument.AFTER)
 
 
-def list_amendments(db: Database, query: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    return _page(db.amendments, query, skip, limit)
+def list_amendments(db: Database, query: dict, skip: int, limit: int,
+                          after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    return _page(db.amendments, query, skip, limit, after_id)
 
 
 # ------------------------------------------------------------------ alarms
@@ -222,8 +239,9 @@ def release_alarm(db: Database, alarm_id: str) -> None:
     db.alarms.update_one({"_id": alarm_id}, {"$set": {"used_at": None}})
 
 
-def list_alarms(db: Database, query: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    return _page(db.alarms, query, skip, limit)
+def list_alarms(db: Database, query: dict, skip: int, limit: int,
+                      after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    return _page(db.alarms, query, skip, limit, after_id)
 
 
 def insert_abandonment(db: Database, customer: dict, alarm_id: str, now: datetime) -> None:
@@ -279,8 +297,9 @@ def reopen_dispute(db: Database, dispute: dict) -> bool:
                   "resolved_by": None, "resolved_at": None}})
 
 
-def list_disputes(db: Database, query: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    return _page(db.disputes, query, skip, limit)
+def list_disputes(db: Database, query: dict, skip: int, limit: int,
+                        after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    return _page(db.disputes, query, skip, limit, after_id)
 
 
 # --------------------------------------------------------------- referrals
@@ -303,64 +322,15 @@ def referral_children(db: Database, parent_ids: list[str], limit: int) -> list[d
 
 
 def referral_counts(db: Database, parent_ids: Iterable[str]) -> dict[str, int]:
+    """How many customers each of `parent_ids` referred: a count per id
+    (an index's count, one row each on FerretDB here), not a read of the
+    referred customers."""
     counts: dict[str, int] = {}
-    for chunk in _chunks(list(parent_ids)):
-        for row in db.customers.aggregate([
-            {"$match": {"referred_by": {"$in": chunk}}},
-            {"$group": {"_id": "$referred_by", "n": {"$sum": 1}}},
-        ]):
-            counts[row["_id"]] = row["n"]
+    for pid in dict.fromkeys(parent_ids):
+        n = count(db.customers, {"referred_by": pid})
+        if n:
+            counts[pid] = n
     return counts
-
-
-class IndexedReferrals:
-    """MongoDB: one indexed `$in` query per level of the tree, so the cost
-    follows the size of the tree, not of the customer base."""
-
-    def __init__(self, db: Database):
-        self.db = db
-
-    def children_of(self, parent_ids: list[str], limit: int) -> list[dict]:
-        return referral_children(self.db, parent_ids, limit)
-
-    def counts(self, parent_ids: Iterable[str]) -> dict[str, int]:
-        return referral_counts(self.db, parent_ids)
-
-
-class ScannedReferrals:
-    """FerretDB 1.24 (SQLite) pushes no filter but `{_id: x}` down: every
-    `$in` on `referred_by` reads the whole customers collection. One pass
-    over the referral links, then the same level-by-level walk in memory,
-    costs one scan instead of one per level (and one more for the counts)."""
-
-    def __init__(self, db: Database):
-        self.by_parent: dict[str, list[dict]] = {}
-        for doc in db.customers.find({"referred_by": {"$ne": None}}, NODE_FIELDS):
-            self.by_parent.setdefault(doc["referred_by"], []).append(doc)
-        for kids in self.by_parent.values():
-            kids.sort(key=lambda d: d["_id"])
-
-    def children_of(self, parent_ids: list[str], limit: int) -> list[dict]:
-        out = [kid for pid in parent_ids for kid in self.by_parent.get(pid, ())]
-        out.sort(key=lambda d: d["_id"])
-        return out[:limit]
-
-    def counts(self, parent_ids: Iterable[str]) -> dict[str, int]:
-        return {pid: len(self.by_parent[pid]) for pid in parent_ids if pid in self.by_parent}
-
-
-_PUSHES_FILTERS_DOWN: dict[int, bool] = {}
-
-
-def referral_source(db: Database, strategy: str = "auto"):
-    """"indexed", "scan", or "auto": scan on FerretDB, indexed otherwise."""
-    if strategy == "auto":
-        key = id(db.client)
-        if key not in _PUSHES_FILTERS_DOWN:
-            info = db.client.admin.command("buildInfo")
-            _PUSHES_FILTERS_DOWN[key] = "ferretdbVersion" not in info
-        strategy = "indexed" if _PUSHES_FILTERS_DOWN[key] else "scan"
-    return IndexedReferrals(db) if strategy == "indexed" else ScannedReferrals(db)
 
 
 class Locked(Exception):
@@ -387,56 +357,59 @@ def release_lock(db: Database, name: str, holder: str) -> None:
 
 # ------------------------------------------------------------------ report
 
-def _group_count(coll, match: dict, key: str) -> dict[str, int]:
-    return {row["_id"]: row["n"] for row in coll.aggregate([
-        {"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}])}
-
-
-def integrity_counts(db: Database, user_ids: list[str] | None) -> dict[str, dict[str, int]]:
-    """Per user: customers owned now, entered, alarms raised, customers
-    abandoned, alarms verified fake; only for `user_ids` (None: everyone).
-    Scoped by person rather than by the records' team, so a rep's history
-    follows him and a manager sees each of his reps in full."""
-    def who(field: str) -> dict:
-        return {} if user_ids is None else {field: {"$in": user_ids}}
-
-    figures = {
-        "customers": _group_count(db.customers, {**who("owner_id"), "status": "active"},
-                                  "owner_id"),
-        # created_by is {id, name}: who entered it, whoever owns it now
-        "created": _group_count(db.customers, who("created_by.id"), "created_by.id"),
-        "alarms": _group_count(db.alarms, who("owner_id"), "owner_id"),
-        "abandoned": _group_count(db.abandonments, who("owner_id"), "owner_id"),
-        "verified_fake": _group_count(db.alarms, {**who("owner_id"), "verified": "fake"},
-                                      "owner_id"),
-    }
+def integrity_counts(db: Database, user_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per user of `user_ids`: customers owned now, entered, alarms raised,
+    customers abandoned, alarms verified fake. Scoped by person rather than
+    by the records' team, so a rep's history follows him and a manager sees
+    each of his reps in full. Each figure is one count of one equality
+    filter, which an index answers (a row of its count table on FerretDB
+    here), not a read of his records."""
     out: dict[str, dict[str, int]] = {}
-    for name, counts in figures.items():
-        for uid, n in counts.items():
-            if uid is not None:
-                out.setdefault(uid, {})[name] = n
+    for uid in dict.fromkeys(user_ids):
+        figures = {
+            # an owned customer is active (lifecycle)
+            "customers": count(db.customers, {"owner_id": uid}),
+            # created_by is {id, name}: who entered it, whoever owns it now
+            "created": count(db.customers, {"created_by.id": uid}),
+            "alarms": count(db.alarms, {"owner_id": uid}),
+            "abandoned": count(db.abandonments, {"owner_id": uid}),
+            "verified_fake": count(db.alarms, {"owner_id": uid, "verified": "fake"}),
+        }
+        if any(figures.values()):
+            out[uid] = figures
     return out
 
 
 # ------------------------------------------------------------------- audit
 
-def audit_trail(db: Database, customer_id: str, skip: int, limit: int
-                ) -> tuple[list[dict], int, bool]:
+def audit_trail(db: Database, customer_id: str, skip: int, limit: int,
+                after_seq: int | None = None) -> tuple[list[dict], int, bool, bool]:
     """(one page of a customer's entries, their total, whether the chain is
-    intact). Verifying needs every entry anyway, so the chain is read once
-    and the page cut from it: one query instead of a count, a page and a
-    verification read (each a full collection scan on FerretDB, which
-    pushes no filter but `_id` down to SQLite)."""
+    intact, whether more follow). Verifying needs every entry of the chain
+    (its length, not the collection's: the (customer_id, seq) index), so it
+    is read once and the page cut from it; the head (read by key) tells a
+    chain cut short from one that ends there."""
     entries = list(db.audit.find({"customer_id": customer_id}).sort("seq", ASCENDING))
-    return entries[skip:skip + limit], len(entries), audit.verify_chain(entries)
+    head = db.audit_heads.find_one({"_id": customer_id})
+    intact = audit.verify_chain(entries) and audit.reaches_head(entries, head)
+    rest = entries if after_seq is None else [e for e in entries if e["seq"] > after_seq]
+    return rest[skip:skip + limit], len(entries), intact, len(rest) > skip + limit
 
 
 # ----------------------------------------------------------------- helpers
 
-def _page(coll, query: dict, skip: int, limit: int, sort: str = "_id") -> tuple[list[dict], int]:
-    total = coll.count_documents(query)
-    docs = list(coll.find(query).sort(sort, ASCENDING).skip(skip).limit(limit))
-    return docs, total
+OLDEST_FIRST = [("_id", ASCENDING)]
+
+
+def _page(coll, query: dict, skip: int, limit: int,
+          after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    """A page of `query`, oldest first (after `after_id`), its total, and
+    whether more follow."""
+    total = count(coll, query)
+    if after_id is not None:
+        query = after(query, OLDEST_FIRST, {"_id": after_id})
+    docs, more = page(coll, query, OLDEST_FIRST, skip, limit)
+    return docs, total, more
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:

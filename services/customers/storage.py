@@ -44,7 +44,8 @@ slots::
 ``shared_phones``: {_id: E.164, note, marked_by: {id, name}, marked_at} — numbers
 that are no duplicate-guard key (a switchboard many companies share).
 
-``audit``: the hash chain of audit.py, one chain per customer.
+``audit``: the hash chain of audit.py, one chain per customer; ``audit_heads``:
+the last entry of each chain ({_id: customer_id, seq, hash}).
 
 Claim keys as strings (domain.py): ``phone:…``, ``credit:…``, ``email:…`` and
 ``name:<core>@<region>``. `claim_keys` takes them in one global order (see
@@ -141,34 +142,76 @@ def _fold_old_term_shards(db: Database) -> None:
 # ---------------------------------------------------------------- audit
 
 
+# ``audit_heads``: {_id: customer_id, seq, hash}, the last entry of each
+# chain, read by key: an append costs the same with ten entries stored or ten
+# million, and a chain whose last entries were removed is told from one that
+# ends there (audit.reaches_head).
+
+
+def _head(db: Database, customer_id: str) -> dict | None:
+    """The chain's head. A chain of an earlier build (or a create that
+    stopped between its two writes) has none yet: its last entry is read
+    once, through the (customer_id, seq) index, and becomes the head."""
+    head = db.audit_heads.find_one({"_id": customer_id})
+    if head is not None:
+        return head
+    last = db.audit.find_one({"customer_id": customer_id}, sort=[("seq", DESCENDING)])
+    if last is None:
+        return None
+    insert_new(db.audit_heads, [{"_id": customer_id, "seq": last["seq"], "hash": last["hash"]}])
+    return db.audit_heads.find_one({"_id": customer_id})
+
+
+def _move_head(db: Database, customer_id: str, seq: int, entry: dict) -> None:
+    """head seq -> the entry after it (no-op if someone moved it already)."""
+    db.audit_heads.update_one({"_id": customer_id, "seq": seq},
+                              {"$set": {"seq": entry["seq"], "hash": entry["hash"]}})
+
+
 def append_audit(db: Database, customer_id: str, actor: dict | None, action: str,
                  before, after, at: datetime) -> dict:
-    """Append one entry to a customer's chain.
+    """Append one entry to a customer's chain, after its head (read by key).
 
-    Two writers racing for the same customer both read the same last entry;
-    the unique (customer_id, seq) index lets one insert win and the other
-    re-reads and chains after it, so the chain never forks.
+    Two writers racing for the same customer both read the same head; the
+    unique (customer_id, seq) index lets one insert win. The other moves the
+    head to the winner's entry (read by that key; the winner may have
+    stopped before moving it) and chains after it, so the chain never forks
+    and a head left behind is caught up by the next writer.
     """
     for _ in range(AUDIT_APPEND_ATTEMPTS):
-        last = db.audit.find_one({"customer_id": customer_id}, sort=[("seq", DESCENDING)])
+        head = _head(db, customer_id)
+        last = {"seq": head["seq"], "hash": head["hash"]} if head else None
         entry = audit.build_entry(last, customer_id, actor, action, before, after, at)
         try:
             db.audit.insert_one(entry)
-            return entry
         except DuplicateKeyError:
+            taken = db.audit.find_one({"customer_id": customer_id, "seq": entry["seq"]})
+            if head and taken:
+                _move_head(db, customer_id, head["seq"], taken)
             continue
+        if head:
+            _move_head(db, customer_id, head["seq"], entry)
+        else:
+            insert_new(db.audit_heads, [{"_id": customer_id, "seq": entry["seq"],
+                                         "hash": entry["hash"]}])
+        return entry
     raise RuntimeError(f"could not append to the audit trail of {customer_id}")
 
 
 def start_audit(db: Database, customer_id: str, actor: dict | None, action: str,
                 before, after, at: datetime) -> dict:
-    """The first entry of a new customer's chain, written before the
-    customer document exists: nothing to read before it, and nobody can
-    append to the chain ahead of it (the unique index still refuses a second
-    first entry)."""
+    """The first entry of a new customer's chain, and its head, written
+    before the customer document exists: nothing to read before it, and
+    nobody can append to the chain ahead of it (the unique index still
+    refuses a second first entry)."""
     entry = audit.build_entry(None, customer_id, actor, action, before, after, at)
     db.audit.insert_one(entry)
+    insert_new(db.audit_heads, [{"_id": customer_id, "seq": entry["seq"], "hash": entry["hash"]}])
     return entry
+
+
+def audit_head(db: Database, customer_id: str) -> dict | None:
+    return db.audit_heads.find_one({"_id": customer_id})
 
 
 def audit_entries(db: Database, customer_id: str) -> list[dict]:

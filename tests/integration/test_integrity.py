@@ -3,6 +3,8 @@ the duplicate guard, stages, alarms, the public pool, disputes, referrals,
 the audit chain, the integrity report, the deal export, and every event it
 emits reaching a subscriber with the documented payload."""
 
+from datetime import UTC, datetime
+
 import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
@@ -11,6 +13,7 @@ from services.accounts.service import AccountsService
 from services.common import events
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import handles
+from services.customers import audit
 from services.customers.service import CustomersService
 
 EVENTS = ("CustomerAmended", "StageChanged", "StagesChanged", "OwnerChanged", "AlarmRaised",
@@ -624,15 +627,7 @@ def test_an_abandon_decision_does_not_come_back_with_the_customer(rpc, people):
 # --------------------------------------------------------------- referrals
 
 
-@pytest.fixture(params=["indexed", "scan"])
-def strategy(request, service_config):
-    """Both ways of walking the tree give the same answers (MongoDB uses the
-    indexed one, FerretDB the scan)."""
-    service_config["REFERRAL_STRATEGY"] = request.param
-    return request.param
-
-
-def test_referral_tree_ancestors_counts_and_no_cycle(strategy, rpc, people):
+def test_referral_tree_ancestors_counts_and_no_cycle(rpc, people):
     customers, _ = rpc
     zhang, wang = people["zhang"], people["wang"]
     a = customers.create(zhang, {"company_name": "美的集团股份有限公司"})
@@ -720,6 +715,83 @@ def test_audit_chain_intact_after_a_history_and_broken_by_a_direct_edit(rpc, peo
     db.audit.update_one({"customer_id": c["id"], "seq": 3},
                         {"$set": {"after.stage": 90}})
     assert customers.audit_trail(wang, c["id"])["intact"] is False
+
+
+def test_a_chain_whose_last_entries_were_removed_is_not_intact(rpc, people, db):
+    """What is left of a chain cut at its end is itself an unbroken chain;
+    the head, kept apart and read by key, shows that it went further."""
+    customers, _ = rpc
+    zhang, wang = people["zhang"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    for i in range(3):
+        customers.add_followup(zhang, c["id"], {"content": f"第{i + 1}次电话"})
+    assert customers.audit_trail(wang, c["id"])["intact"] is True
+    db.audit.delete_one({"customer_id": c["id"], "seq": 4})
+    trail = customers.audit_trail(wang, c["id"])
+    assert trail["total"] == 3 and trail["intact"] is False
+
+
+def test_an_append_chains_after_an_entry_whose_writer_stopped_before_moving_the_head(
+        rpc, people, db):
+    """A writer that inserted its entry and stopped before moving the head
+    leaves the head one behind; the next append finds the entry taken, moves
+    the head on and chains after it."""
+    customers, _ = rpc
+    zhang, wang = people["zhang"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    head = db.audit_heads.find_one({"_id": c["id"]})
+    assert head["seq"] == 1
+    first = db.audit.find_one({"customer_id": c["id"], "seq": 1})
+    stray = audit.build_entry(first, c["id"], {"id": zhang["id"], "name": zhang["name"],
+                                               "role": "rep"},
+                              "followup", None, {"content": "写入后中断"}, datetime.now(UTC))
+    db.audit.insert_one(stray)  # the head was not moved
+    customers.add_followup(zhang, c["id"], {"content": "下一条"})
+    trail = customers.audit_trail(wang, c["id"], 1, 100)
+    assert [i["seq"] for i in trail["items"]] == [1, 2, 3]
+    assert trail["intact"] is True
+    assert db.audit_heads.find_one({"_id": c["id"]})["seq"] == 3
+
+
+def test_the_audit_trail_pages_by_cursor(rpc, people):
+    customers, _ = rpc
+    zhang, wang = people["zhang"], people["wang"]
+    c = customers.create(zhang, huaqiang())
+    for i in range(4):
+        customers.add_followup(zhang, c["id"], {"content": f"第{i + 1}次电话"})
+    seen, after = [], None
+    while True:
+        page = customers.audit_trail(wang, c["id"], 1, 2, after)
+        assert page["total"] == 5 and page["intact"] is True
+        seen += [i["seq"] for i in page["items"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == [1, 2, 3, 4, 5]
+    with pytest.raises(Invalid):
+        customers.audit_trail(wang, c["id"], 2, 2, "3")
+
+
+def test_lifecycle_lists_page_by_cursor(rpc, people):
+    customers, _ = rpc
+    zhang, wang = people["zhang"], people["wang"]
+    made = [customers.create(zhang, {"company_name": f"深圳市第{n}电子有限公司"})
+            for n in "一二三四五"]
+    asked = [customers.request_amendment(zhang, m["id"], {"changes": {"address": "福田区"},
+                                                          "reason": "补充地址"})["id"]
+             for m in made]
+    seen, after = [], None
+    while True:
+        page = customers.list_amendments(wang, {"status": "pending", "page_size": 2,
+                                                **({"after": after} if after else {})})
+        assert page["total"] == 5
+        seen += [a["id"] for a in page["items"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == sorted(asked)
+    with pytest.raises(Invalid):
+        customers.list_amendments(wang, {"page": 2, "after": asked[0]})
 
 
 # ------------------------------------------------------------------ report
