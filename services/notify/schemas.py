@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from services.common.schemas import CursorPage
 
 
-class NotificationQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class NotificationQuery(CursorPage):
     unread: bool | None = None
-    page: int = Field(1, ge=1, le=100000)
-    page_size: int = Field(20, ge=1, le=100)
 
 
 class SmsAttempt(BaseModel):
@@ -52,3 +50,4 @@ class Notification(BaseModel):
 class NotificationList(BaseModel):
     items: list[Notification]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")

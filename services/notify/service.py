@@ -23,10 +23,11 @@ from nameko.timer import Timer
 from services.common import clock as clock_module
 from services.common import config
 from services.common.clock import Clock
-from services.common.errors import NotFound
+from services.common.errors import Invalid, NotFound
 from services.common.events import Dispatcher, event, handles
 from services.common.mongo import Mongo
 from services.common.rpc import Rpc
+from services.common.validation import parse
 from services.notify import domain, schemas, storage
 from services.notify.sms import (
     DEFAULT_BASE_DELAY,
@@ -110,13 +111,16 @@ class NotifyService:
 
     @rpc
     def list_notifications(self, actor, query=None):
-        q = schemas.NotificationQuery.model_validate(query or {})
-        docs, total = storage.list_notifications(self.db, actor["id"], q.unread,
-                                                 (q.page - 1) * q.page_size, q.page_size)
+        q = parse(schemas.NotificationQuery, query or {})
+        try:
+            docs, total, more = storage.list_notifications(self.db, actor["id"], q.unread, q.skip,
+                                                           q.page_size, q.after)
+        except storage.UnknownCursor:
+            raise Invalid.fields({"after": "not one of your notifications"}) from None
         deliveries = storage.find_deliveries(
             self.db, [d["_id"] for d in docs if d.get("escalation")])
         return {"items": [domain.view(d, deliveries.get(d["_id"])) for d in docs],
-                "total": total}
+                "total": total, "next": docs[-1]["_id"] if more else None}
 
     @rpc
     def get_notification(self, actor, notification_id):

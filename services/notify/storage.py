@@ -27,12 +27,16 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.common.ids import new_id
+from services.common.mongo import after, count, page
 
 
 def ensure_indexes(db: Database) -> None:
     db.notifications.create_index([("key", ASCENDING)], unique=True, name="key_unique")
     db.notifications.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)],
                                   name="user_created")
+    # the inbox read and unread: a page, its cursor and its count in one range
+    db.notifications.create_index([("user_id", ASCENDING), ("read", ASCENDING),
+                                   ("created_at", DESCENDING)], name="user_read_created")
     db.retries.create_index([("due_at", ASCENDING)], name="due")
     db.sms_attempts.create_index([("notification_id", ASCENDING)], name="notification")
 
@@ -55,17 +59,31 @@ def set_escalation(db: Database, nid: str, escalation: dict) -> None:
     db.notifications.update_one({"_id": nid}, {"$set": {"escalation": escalation}})
 
 
+NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+
+
+class UnknownCursor(Exception):
+    pass
+
+
 def list_notifications(db: Database, user_id: str, unread: bool | None, skip: int,
-                       limit: int) -> tuple[list[dict], int]:
+                       limit: int, after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    """A page of the user's inbox, newest first (after his notification
+    `after_id`), its total, and whether more follow."""
     flt: dict = {"user_id": user_id}
     if unread is True:
         flt["read"] = False
     elif unread is False:
         flt["read"] = True
-    total = db.notifications.count_documents(flt)
-    docs = list(db.notifications.find(flt).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .skip(skip).limit(limit))
-    return docs, total
+    total = count(db.notifications, flt)
+    if after_id is not None:
+        last = db.notifications.find_one({"_id": after_id, "user_id": user_id},
+                                         {"created_at": 1})
+        if last is None:
+            raise UnknownCursor(after_id)
+        flt = after(flt, NEWEST_FIRST, last)
+    docs, more = page(db.notifications, flt, NEWEST_FIRST, skip, limit)
+    return docs, total, more
 
 
 def created_since(db: Database, user_id: str, since: datetime) -> list[dict]:

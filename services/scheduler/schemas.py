@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -94,6 +95,14 @@ class ReminderQuery(BaseModel):
     kind: Kind | None = None
     page: int = Field(1, ge=1, le=100000)
     page_size: int = Field(20, ge=1, le=100)
+    after: Id | None = Field(None, description="the `next` of the page before (not with page)")
+
+    @field_validator("after")
+    @classmethod
+    def _not_with_page(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("page", 1) != 1:
+            raise ValueError("give either page or after, not both")
+        return value
 
     @field_validator("from_", "to", mode="before")
     @classmethod
@@ -123,6 +132,7 @@ class Reminder(BaseModel):
 class ReminderList(BaseModel):
     items: list[Reminder]
     total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
 
 
 # Validated by the scheduler when notify asks for an escalation check.

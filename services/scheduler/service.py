@@ -141,14 +141,27 @@ class SchedulerService:
             # which pending ones fired is in `firings`: filter after merging
             wanted = flt.pop("status")
             flt["status"] = rules.PENDING
-            docs = [self._merge(d) for d in storage.list_reminders(self.db, flt, 0, 0)[0]]
+            docs = [self._merge(d) for d in self._reminders(flt, 0, 0, None)[0]]
             docs = [d for d in docs if d["status"] == wanted]
             start = (q.page - 1) * q.page_size
-            return {"items": [domain.view(d) for d in docs[start:start + q.page_size]],
-                    "total": len(docs)}
-        docs, total = storage.list_reminders(self.db, flt, (q.page - 1) * q.page_size,
-                                             q.page_size)
-        return {"items": [domain.view(self._merge(d)) for d in docs], "total": total}
+            if q.after is not None:
+                ids = [d["_id"] for d in docs]
+                if q.after not in ids:
+                    raise Invalid.fields({"after": f"not one of your {wanted} reminders"})
+                start = ids.index(q.after) + 1
+            shown = docs[start:start + q.page_size]
+            more = len(docs) > start + q.page_size
+            return {"items": [domain.view(d) for d in shown], "total": len(docs),
+                    "next": shown[-1]["_id"] if more else None}
+        docs, total, more = self._reminders(flt, (q.page - 1) * q.page_size, q.page_size, q.after)
+        return {"items": [domain.view(self._merge(d)) for d in docs], "total": total,
+                "next": docs[-1]["_id"] if more else None}
+
+    def _reminders(self, flt, skip, limit, after):
+        try:
+            return storage.list_reminders(self.db, flt, skip, limit, after)
+        except storage.UnknownCursor:
+            raise Invalid.fields({"after": "not one of your reminders"}) from None
 
     def _merge(self, doc):
         if doc["status"] != rules.PENDING:

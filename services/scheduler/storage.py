@@ -32,11 +32,15 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.common.mongo import delete_by_ids, find_by_ids, insert_new
+from services.common.mongo import after, count, delete_by_ids, find_by_ids, insert_new, page
 
 
 def ensure_indexes(db: Database) -> None:
     db.reminders.create_index([("user_id", ASCENDING), ("due_at", ASCENDING)], name="user_due")
+    # a user's list ({user_id, kind: {$in: the user kinds}}, by due time):
+    # one range per kind, merged in order; its count from the index
+    db.reminders.create_index([("user_id", ASCENDING), ("kind", ASCENDING),
+                               ("due_at", ASCENDING)], name="user_kind_due")
     db.reminders.create_index([("customer_id", ASCENDING), ("status", ASCENDING)],
                               name="customer_status")
     db.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)], name="status_due")
@@ -95,12 +99,28 @@ def save_reminder(db: Database, doc: dict) -> None:
     db.reminders.replace_one({"_id": doc["_id"]}, doc)
 
 
-def list_reminders(db: Database, flt: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    """`limit` 0: all of them."""
-    total = db.reminders.count_documents(flt)
-    docs = list(db.reminders.find(flt).sort([("due_at", ASCENDING), ("_id", ASCENDING)])
-                .skip(skip).limit(limit))
-    return docs, total
+SOONEST_FIRST = [("due_at", ASCENDING), ("_id", ASCENDING)]
+
+
+class UnknownCursor(Exception):
+    pass
+
+
+def list_reminders(db: Database, flt: dict, skip: int, limit: int,
+                   after_id: str | None = None) -> tuple[list[dict], int, bool]:
+    """A page of `flt`, soonest first (after the reminder `after_id`, one of
+    `flt`'s user's), its total, and whether more follow. `limit` 0: all."""
+    total = count(db.reminders, flt)
+    if after_id is not None:
+        last = db.reminders.find_one({"_id": after_id, "user_id": flt["user_id"]},
+                                     {"due_at": 1})
+        if last is None:
+            raise UnknownCursor(after_id)
+        flt = after(flt, SOONEST_FIRST, last)
+    if not limit:
+        return list(db.reminders.find(flt).sort(SOONEST_FIRST).skip(skip)), total, False
+    docs, more = page(db.reminders, flt, SOONEST_FIRST, skip, limit)
+    return docs, total, more
 
 
 def pending_of_customer(db: Database, customer_id: str, kinds) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import eventlet
@@ -17,6 +17,7 @@ from nameko.standalone.rpc import ServiceRpcClient
 from services.accounts.service import AccountsService
 from services.common.errors import NotFound
 from services.common.events import event
+from services.notify import storage
 from services.notify.service import NotifyService
 from services.scheduler.service import SchedulerService
 from tests.integration.test_scheduler import (
@@ -325,3 +326,29 @@ def test_alarms_disputes_owner_changes_and_answers_reach_the_right_people(
         assert rpc["notify"].list_notifications(rep, {"unread": True})["total"] == 2
         with pytest.raises(NotFound):
             rpc["notify"].mark_read(rep2, first["id"])
+
+
+def test_the_inbox_pages_by_cursor_through_notifications_of_the_same_moment(db_of):
+    """Newest first, by creation time then id: a cursor after a notification
+    that shares its time with others takes up exactly the ones after it."""
+    db = db_of("notify")
+    storage.ensure_indexes(db)
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    docs = [{"_id": f"n{i:02d}", "user_id": "u1", "key": f"k{i}", "read": i % 3 == 0,
+             "created_at": at + timedelta(minutes=i // 4)} for i in range(13)]
+    docs.append({"_id": "x1", "user_id": "u2", "key": "kx", "read": False, "created_at": at})
+    db.notifications.insert_many(docs)
+    want = [d["_id"] for d in sorted(docs[:13], key=lambda d: (d["created_at"], d["_id"]),
+                                     reverse=True)]
+    for unread, expect in ((None, want), (True, [i for i in want if int(i[1:]) % 3])):
+        seen, after = [], None
+        while True:
+            page, total, more = storage.list_notifications(db, "u1", unread, 0, 3, after)
+            assert total == len(expect)
+            seen += [d["_id"] for d in page]
+            if not more:
+                break
+            after = page[-1]["_id"]
+        assert seen == expect
+    with pytest.raises(storage.UnknownCursor):
+        storage.list_notifications(db, "u1", None, 0, 3, "x1")  # someone else's

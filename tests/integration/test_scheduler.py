@@ -19,7 +19,7 @@ from services.common.clock import FrozenClock, SystemClock, set_clock
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.events import event
 from services.notify.service import NotifyService
-from services.scheduler import storage
+from services.scheduler import domain, storage
 from services.scheduler.service import SchedulerService
 
 ADMIN = {"id": "bootstrap", "role": "admin", "team_id": None, "name": "", "username": "admin"}
@@ -400,3 +400,32 @@ def test_an_owner_change_leaves_the_old_owner_the_greeting_he_already_got(rpc, c
     rpc["notify"].acknowledge(rep, his["id"])
     wait_for(lambda: rpc["scheduler"].get_reminder(rep, first["_id"])["status"] == "acknowledged",
              what="黄磊's ack to reach his reminder")
+
+
+def test_reminders_page_by_cursor_through_reminders_due_at_the_same_time(db_of):
+    """Soonest first, by due time then id, over the user kinds: a cursor
+    after a reminder that shares its due time with others takes up exactly
+    the ones after it; another user's reminder is no cursor."""
+    db = db_of("scheduler")
+    storage.ensure_indexes(db)
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    kinds = ["event", "revisit", "birthday", "anniversary", "escalation"]
+    docs = [{"_id": f"r{i:02d}", "user_id": "u1", "kind": kinds[i % 5], "status": "pending",
+             "title": "回访", "due_at": at + timedelta(hours=i // 3)} for i in range(16)]
+    docs.append({"_id": "x1", "user_id": "u2", "kind": "event", "status": "pending",
+                 "title": "别人的", "due_at": at})
+    db.reminders.insert_many(docs)
+    flt = domain.list_filter("u1", {})
+    want = [d["_id"] for d in sorted(docs[:16], key=lambda d: (d["due_at"], d["_id"]))
+            if d["kind"] != "escalation"]
+    seen, after = [], None
+    while True:
+        page, total, more = storage.list_reminders(db, flt, 0, 4, after)
+        assert total == len(want)
+        seen += [d["_id"] for d in page]
+        if not more:
+            break
+        after = page[-1]["_id"]
+    assert seen == want
+    with pytest.raises(storage.UnknownCursor):
+        storage.list_reminders(db, flt, 0, 4, "x1")
