@@ -9,6 +9,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.common.ids import new_id
+from services.common.mongo import count
 
 PUBLIC_USER_FIELDS = ("username", "name", "role", "team_id", "phone", "timezone")
 
@@ -79,7 +80,7 @@ def find_users(db: Database, ids: list[str]) -> list[dict]:
 
 
 def list_users(db: Database, scope: dict, skip: int, limit: int) -> tuple[list[dict], int]:
-    total = db.users.count_documents(scope)
+    total = count(db.users, scope)
     docs = list(db.users.find(scope).sort("_id", ASCENDING).skip(skip).limit(limit))
     return docs, total
 
