@@ -4,6 +4,7 @@ import pytest
 
 from services.common.mongo import make_client
 from tests.conftest import DB_PREFIX
+from tests.integration import query_plans  # noqa: F401 - its listener must precede every client
 
 
 @pytest.fixture
