@@ -141,7 +141,7 @@ class SchedulerService:
             # which pending ones fired is in `firings`: filter after merging
             wanted = flt.pop("status")
             flt["status"] = rules.PENDING
-            docs = [self._merge(d) for d in self._reminders(flt, 0, 0, None)[0]]
+            docs = self._merged(self._reminders(flt, 0, 0, None)[0])
             docs = [d for d in docs if d["status"] == wanted]
             start = (q.page - 1) * q.page_size
             if q.after is not None:
@@ -154,19 +154,22 @@ class SchedulerService:
             return {"items": [domain.view(d) for d in shown], "total": len(docs),
                     "next": shown[-1]["_id"] if more else None}
         docs, total, more = self._reminders(flt, (q.page - 1) * q.page_size, q.page_size, q.after)
-        return {"items": [domain.view(self._merge(d)) for d in docs], "total": total,
+        return {"items": [domain.view(d) for d in self._merged(docs)], "total": total,
                 "next": docs[-1]["_id"] if more else None}
+
+    def _merged(self, docs):
+        """The page as people see it (domain.with_firing): the firing
+        records of its pending reminders in one $in, not one query each."""
+        pending = [d["_id"] for d in docs if d["status"] == rules.PENDING]
+        firings = storage.find_firings(self.db, pending) if pending else {}
+        return [domain.with_firing(d, firings.get(d["_id"])) if d["status"] == rules.PENDING
+                else d for d in docs]
 
     def _reminders(self, flt, skip, limit, after):
         try:
             return storage.list_reminders(self.db, flt, skip, limit, after)
         except storage.UnknownCursor:
             raise Invalid.fields({"after": "not one of your reminders"}) from None
-
-    def _merge(self, doc):
-        if doc["status"] != rules.PENDING:
-            return doc
-        return domain.with_firing(doc, storage.find_firing(self.db, doc["_id"]))
 
     @rpc
     def update_reminder(self, actor, reminder_id, body):

@@ -190,6 +190,10 @@ def find_firing(db: Database, rid: str) -> dict | None:
     return db.firings.find_one({"_id": rid})
 
 
+def find_firings(db: Database, rids: list[str]) -> dict[str, dict]:
+    return {d["_id"]: d for d in find_by_ids(db.firings, rids)}
+
+
 def fired_among(db: Database, rids: list[str]) -> set[str]:
     return {d["_id"] for d in find_by_ids(db.firings, rids, {"_id": 1})}
 
