@@ -120,6 +120,27 @@ def test_visibility_per_role(api, entered, rep, rep2, manager, other_manager, ot
     assert ids(rep, "&stage=25&q=" + customer["company_name"][3:6]) == {customer["id"]}
 
 
+def test_a_list_pages_by_cursor_over_http(api, rep):
+    """?after=<next> takes up where the page before ended; with ?page it is
+    a 422 naming `after`."""
+    made = [create(api, rep, company_name=f"{brand()}贸易有限公司").json()["id"]
+            for _ in range(3)]
+    seen, after = [], None
+    while True:
+        r = api.get("/api/customers?page_size=2" + (f"&after={after}" if after else ""),
+                    rep.token)
+        assert r.status_code == 200, r.text
+        seen += [c["id"] for c in r.json()["items"]]
+        after = r.json()["next"]
+        if after is None:
+            break
+    assert set(made) <= set(seen) and seen == sorted(seen, reverse=True)
+    assert len(seen) == len(set(seen)) == r.json()["total"]
+    r = api.get(f"/api/customers?page=2&after={made[0]}", rep.token)
+    assert_error(r, 422)
+    assert "after" in r.json()["fields"]
+
+
 def test_only_reps_and_managers_enter_customers(api, admin, manager):
     assert_error(create(api, admin, company_name=f"{brand()}物流有限公司"), 403)
     r = create(api, manager, company_name=f"{brand()}物流有限公司")
