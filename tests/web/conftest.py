@@ -75,10 +75,12 @@ def shot(page: Page, name: str, docs: str | None = None) -> Path:
     ones the README shows (`docs`) are written to docs/screenshots/ too."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # Transitions finished: a dialog caught fading in is half transparent.
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
     if docs and os.environ.get("CRM_DOCS_SCREENSHOTS") == "1":
         (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ROOT / "docs" / "screenshots" / f"{docs}.png"))
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / f"{docs}.png"),
+                        animations="disabled")
     return path
 
 

@@ -22,6 +22,11 @@ const routes: RouteRecordRaw[] = [
   { path: '/knowledge/questions/:id', name: 'question', component: () => import('./views/QuestionView.vue'), props: true },
   { path: '/knowledge/stories/:id', name: 'story', component: () => import('./views/StoryView.vue'), props: true },
   { path: '/forecast', name: 'forecast', component: () => import('./views/ForecastView.vue') },
+  {
+    path: '/approvals', name: 'approvals', component: () => import('./views/ApprovalsView.vue'),
+    meta: { roles: ['manager', 'admin'] },
+  },
+  { path: '/forbidden', name: 'forbidden', component: () => import('./views/ForbiddenView.vue') },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },
 ]
 
@@ -37,5 +42,11 @@ router.beforeEach((to) => {
     return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
   }
   if (to.name === 'login' && auth.signedIn) return { path: '/customers' }
+  // Which screens a role opens is for the page to show; the server refuses
+  // the calls behind them all the same.
+  const roles = to.meta.roles as string[] | undefined
+  if (roles && !roles.includes(auth.role ?? '')) {
+    return { name: 'forbidden', query: { from: to.fullPath }, replace: true }
+  }
   return true
 })

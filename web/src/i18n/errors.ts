@@ -49,6 +49,10 @@ const REASONS: [RegExp, string, (m: RegExpMatchArray) => Record<string, unknown>
   [/a customer keeps a name/i, 'keepsName', () => ({})],
   [/must contain letters or digits/i, 'letters', () => ({})],
   [/unknown time zone/i, 'unknownZone', () => ({})],
+  [/the (claimant|owner) wins: .*\(claimant (\d), owner (\d)\)/i, 'ruleWinner',
+    (m) => ({ side: t(`fieldErrors.sides.${m[1]}`), claimant: m[2], owner: m[3] })],
+  [/must be the claimant or the owner/i, 'claimantOrOwner', () => ({})],
+  [/^Input should be '|must be one of |names the rep who takes over/i, 'choose', () => ({})],
 ]
 
 /** One field's reason in the user's language; the server's text if unknown. */

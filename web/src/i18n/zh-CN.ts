@@ -3,6 +3,8 @@
 // the controls by them, so they change only with that contract.
 export default {
   app: {
+    forbidden: '您没有权限打开这个页面',
+    forbiddenHint: '这里是经理的工作台；如需使用，请联系管理员调整您的角色。',
     title: '销售 CRM',
     loading: '加载中…',
     retry: '重试',
@@ -32,6 +34,7 @@ export default {
     required: '请输入用户名和密码',
   },
   nav: {
+    approvals: '审批', // UI.md
     customers: '客户', // UI.md
     pool: '公海', // UI.md
     schedule: '日程', // UI.md
@@ -334,6 +337,64 @@ export default {
     empty: '还没有内容',
     back: '返回知识库',
   },
+  approvals: {
+    title: '审批',
+    hint: '修改申请、困难报警和归属申诉都在这里处理',
+    tabs: {
+      amendments: '修改申请', // UI.md
+      alarms: '困难报警', // UI.md
+      disputes: '归属申诉', // UI.md
+    },
+    field: '修改项',
+    before: '原值',
+    after: '改为',
+    contacts: '联系人',
+    reason: '修改原因：',
+    askedBy: '{name} 于 {at} 申请',
+    approve: '批准', // UI.md
+    reject: '驳回', // UI.md
+    confirm: '确定', // UI.md
+    rejectTitle: '驳回修改申请',
+    rejectNote: '驳回原因（会告知业务员）',
+    approved: '已批准 {name} 的修改，资料已更新',
+    rejected: '已驳回 {name} 的修改申请',
+    noAmendments: '没有待审批的修改申请',
+    handle: '处理', // UI.md
+    raisedBy: '{name} 于 {at} 报警',
+    alarmReason: '遇到的困难：',
+    noAlarms: '没有待处理的困难报警',
+    alarmTitle: '处理困难报警：{name}',
+    owner: '负责人：',
+    recentFollowups: '最近的跟进',
+    decision: '处理决定',
+    decisions: {
+      continue: '继续跟进', // UI.md
+      reassign: '转给他人', // UI.md
+      abandon: '放弃', // UI.md
+    },
+    newOwner: '接手业务员',
+    pickRep: '选择业务员',
+    verified: '核实结果（电话核实客户是否真实）',
+    verdicts: {
+      real: '真实', // UI.md
+      fake: '虚假', // UI.md
+      unchecked: '未核实', // UI.md
+    },
+    note: '说明：',
+    alarmDone: '{name} 的报警已处理',
+    filedBy: '{name} 于 {at} 申诉，当前负责人 {owner}',
+    noDisputes: '没有待处理的归属申诉',
+    disputeTitle: '处理归属申诉：{name}',
+    claimantSide: '申诉方',
+    ownerSide: '负责方',
+    noContacts: '负责人没有登记联系人',
+    verifiedLevel: '核实后的决策权',
+    claimantLevel: '申诉方决策权',
+    ownerLevel: '负责方决策权',
+    noLevel: '0 · 无联系人',
+    winner: '客户归属',
+    disputeDone: '{name} 的申诉已处理',
+  },
   forecast: {
     title: '隐形业绩', // UI.md
     subtitle: '按跟踪阶段加权的下月业绩预测',
@@ -425,5 +486,9 @@ export default {
     number: '第 {i} 项：{why}',
     range: '应在 {min} 到 {max} 之间',
     unknownZone: '未知时区',
+    ruleWinner: '决策权更高的一方胜出：应归{side}（申诉方 {claimant}，负责方 {owner}）',
+    sides: { claimant: '申诉方', owner: '负责方' },
+    claimantOrOwner: '只能判给申诉方或负责方',
+    choose: '请选择',
   },
 }
