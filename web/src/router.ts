@@ -26,6 +26,8 @@ const routes: RouteRecordRaw[] = [
     path: '/approvals', name: 'approvals', component: () => import('./views/ApprovalsView.vue'),
     meta: { roles: ['manager', 'admin'] },
   },
+  { path: '/team', name: 'team', component: () => import('./views/TeamView.vue'), meta: { roles: ['manager', 'admin'] } },
+  { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { roles: ['admin'] } },
   { path: '/forbidden', name: 'forbidden', component: () => import('./views/ForbiddenView.vue') },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },
 ]

@@ -34,6 +34,8 @@ export default {
     required: '请输入用户名和密码',
   },
   nav: {
+    team: '团队', // UI.md
+    settings: '设置', // UI.md
     approvals: '审批', // UI.md
     customers: '客户', // UI.md
     pool: '公海', // UI.md
@@ -277,6 +279,36 @@ export default {
     today: '今天',
   },
   settings: {
+    company: '设置',
+    stages: {
+      title: '跟踪阶段', // UI.md
+      hint: '阶段即成交概率的整数百分比；“计入预测”的阶段才算入隐形业绩。删除仍有客户的阶段时，这些客户保留原阶段，但不再计入预测。',
+      stage: '阶段（%）',
+      label: '名称',
+      probability: '成交概率（%）',
+      active: '计入预测',
+      customers: '客户数',
+      stageOf: '第 {i} 行阶段',
+      labelOf: '第 {i} 行名称',
+      probabilityOf: '{label} 的成交概率',
+      activeOf: '{label} 计入预测',
+      removeOf: '删除 {label}',
+      remove: '删除',
+      add: '添加阶段',
+      save: '保存阶段',
+      saved: '阶段已保存，预测随之更新',
+      holds: '“{label}”还有 {n} 个客户',
+      removeWarning: '{names}。删除后这些客户保留原阶段，但不再计入预测。确定保存吗？',
+      rowError: '第 {row} 行：{why}',
+    },
+    users: {
+      title: '用户和团队',
+      users: '用户',
+      teams: '团队',
+      teamName: '团队名称',
+      newTeam: '新建团队',
+      teamCreated: '团队“{name}”已创建',
+    },
     title: '我的设置',
     escalate: '默认短信提醒（分钟）',
     escalateHint: '提醒未处理多少分钟后发短信，0 表示不发',
@@ -336,6 +368,35 @@ export default {
     noAnswers: '还没有回答，来帮帮同事吧',
     empty: '还没有内容',
     back: '返回知识库',
+  },
+  team: {
+    title: '团队',
+    hint: '每位业务员的客户、报警、放弃和核实为虚假的数量',
+    newUser: '新建用户', // UI.md
+    report: '诚信报表',
+    rep: '业务员',
+    customers: '在跟客户',
+    created: '录入客户',
+    alarms: '报警',
+    abandoned: '放弃',
+    fake: '核实虚假',
+    empty: '团队里还没有业务员',
+    customersOf: '{name} 的客户',
+    noCustomers: '没有在跟的客户',
+    close: '收起',
+    userDialog: {
+      title: '新建用户',
+      name: '姓名',
+      username: '登录名',
+      password: '初始密码',
+      phone: '手机',
+      phoneHint: '用于接收短信提醒',
+      role: '角色',
+      team: '所属团队',
+      submit: '创建',
+      done: '用户 {name} 已创建',
+      taken: '该登录名已被使用',
+    },
   },
   approvals: {
     title: '审批',
