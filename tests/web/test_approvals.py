@@ -166,3 +166,32 @@ def test_a_rep_typing_the_approvals_address_is_told_he_may_not(page, fresh_rep):
     expect(page.get_by_text("您没有权限打开这个页面")).to_be_visible()
     page.get_by_role("link", name="返回客户列表").click()
     expect(page.get_by_role("columnheader", name="公司名称")).to_be_visible()
+
+
+def test_manager_corrects_a_record_himself_and_reads_its_dispute_history(page, api, desk):
+    boss, (owner, claimant) = desk(reps=("严华", "车颖"))
+    c = enter(api, owner)
+    d = ok(api.post(f"/api/customers/{c['id']}/disputes", claimant.token, json={
+        "contact": {"name": "钟总", "title": "总经理", "decision_level": 5}}), 201)
+    ok(api.post(f"/api/disputes/{d['id']}/resolve", boss.token, json={
+        "winner_id": claimant.id, "note": "总经理拍板，归车颖"}))
+
+    login(page, boss)
+    page.goto(f"/customers/{c['id']}")
+    page.get_by_role("button", name="修改客户资料").click()
+    dialog = page.get_by_role("dialog", name="修改客户资料")
+    dialog.get_by_label("地址").fill("苏州市相城区阳澄湖大道1号")
+    dialog.get_by_label("修改原因").fill("客户来电告知新地址")
+    dialog.get_by_role("button", name="确认修改").click()
+    expect(page.get_by_text("客户资料已修改")).to_be_visible()
+    expect(page.get_by_role("tabpanel", name="概况")).to_contain_text("苏州市相城区阳澄湖大道1号")
+    page.get_by_role("tab", name="操作日志").click()
+    audit = page.get_by_role("tabpanel", name="操作日志")
+    expect(audit).to_contain_text("经理修改")
+    expect(audit).to_contain_text("苏州市相城区阳澄湖大道1号")
+    page.get_by_role("tab", name="归属申诉").click()
+    history = page.get_by_role("tabpanel", name="归属申诉")
+    expect(history).to_contain_text("车颖")
+    expect(history).to_contain_text("钟总 · 总经理 · 5 · 最终拍板")
+    expect(history).to_contain_text("判给申诉人（韩经理 处理）")
+    expect(history).to_contain_text("总经理拍板，归车颖")

@@ -123,6 +123,7 @@ const en: Shape<typeof zhCN> = {
   customer: {
     back: 'Back to the list',
     tabs: {
+      disputes: 'Disputes',
       overview: 'Overview',
       followups: 'Follow-ups',
       audit: 'Audit trail',
@@ -148,6 +149,7 @@ const en: Shape<typeof zhCN> = {
     immutable: 'A rep cannot change a customer record once entered: ask for an amendment, which a manager approves.',
     notFound: 'This customer does not exist, or you may not see it',
     actions: {
+      patch: 'Correct the record',
       followup: 'Add follow-up',
       stage: 'Change stage',
       amend: 'Request amendment',
@@ -173,6 +175,24 @@ const en: Shape<typeof zhCN> = {
       note: 'Note',
       submit: 'Confirm change',
       done: 'Stage changed to {label}',
+    },
+    patchDialog: {
+      title: 'Correct the record',
+      hint: 'A manager’s correction applies at once; the reason and both values go into the audit trail.',
+      reason: 'Reason',
+      submit: 'Apply',
+      done: 'Record corrected',
+    },
+    disputes: {
+      none: 'No disputes over this customer',
+      filed: 'Filed',
+      claimant: 'Claimant',
+      contact: 'Claimant’s contact',
+      status: 'Status',
+      statuses: { open: 'Open', resolved: 'Settled', void: 'Void' },
+      outcome: 'Outcome',
+      claimantWon: 'To the claimant (by {by})',
+      ownerKept: 'Owner kept it (by {by})',
     },
     amendDialog: {
       title: 'Request an amendment',
@@ -205,6 +225,7 @@ const en: Shape<typeof zhCN> = {
     abandonConfirm: 'Move this customer to the public pool? Other reps may then claim it.',
     abandoned: 'Customer moved to the public pool',
     audit: {
+      more: 'Load earlier entries ({n} more)',
       intact: 'Trail intact',
       tampered: 'Trail tampered with',
       at: 'When',

@@ -121,6 +121,7 @@ export default {
   customer: {
     back: '返回列表',
     tabs: {
+      disputes: '归属申诉',
       overview: '概况', // UI.md
       followups: '跟进记录', // UI.md
       audit: '操作日志', // UI.md
@@ -146,6 +147,7 @@ export default {
     immutable: '客户资料录入后不能自行修改，如需更正请“申请修改”，由经理审批。',
     notFound: '客户不存在，或您无权查看',
     actions: {
+      patch: '修改客户资料',
       followup: '添加跟进', // UI.md
       stage: '变更阶段', // UI.md
       amend: '申请修改', // UI.md
@@ -171,6 +173,24 @@ export default {
       note: '说明',
       submit: '确认变更',
       done: '阶段已变更为 {label}',
+    },
+    patchDialog: {
+      title: '修改客户资料',
+      hint: '经理直接修改，立即生效；修改原因与前后值记入操作日志。',
+      reason: '修改原因',
+      submit: '确认修改',
+      done: '客户资料已修改',
+    },
+    disputes: {
+      none: '该客户没有归属申诉',
+      filed: '申诉时间',
+      claimant: '申诉人',
+      contact: '申诉方联系人',
+      status: '状态',
+      statuses: { open: '待处理', resolved: '已处理', void: '已作废' },
+      outcome: '结果',
+      claimantWon: '判给申诉人（{by} 处理）',
+      ownerKept: '维持原负责人（{by} 处理）',
     },
     amendDialog: {
       title: '申请修改客户资料',
@@ -203,6 +223,7 @@ export default {
     abandonConfirm: '确定把该客户放入公海吗？放弃后其他业务员可以认领。',
     abandoned: '客户已放入公海',
     audit: {
+      more: '加载更早的记录（还有 {n} 条）',
       intact: '记录完整', // UI.md
       tampered: '记录被篡改', // UI.md
       at: '时间',
