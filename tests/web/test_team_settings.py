@@ -137,3 +137,37 @@ def test_a_manager_may_not_open_settings(page, own_team):
     expect(page.get_by_role("link", name="设置", exact=True)).to_have_count(0)
     page.goto("/settings")
     expect(page.get_by_text("您没有权限打开这个页面")).to_be_visible()
+
+
+def test_the_managers_screens_fit_a_phone(new_page, api, own_team, make_user, admin):
+    from tests.web.conftest import PHONE
+
+    team, boss = own_team
+    rep = make_user("rep", team["id"], "任飞")
+    c = ok(api.post("/api/customers", rep.token, json={
+        "company_name": company(city="南昌市", trade="食品有限公司"), "address": "南昌市红谷滩区丰和中大道1号"}), 201)
+    ok(api.post(f"/api/customers/{c['id']}/amendments", rep.token, json={
+        "changes": {"address": "南昌市青山湖区高新大道999号"}, "reason": "地址变更"}), 201)
+    page = new_page(viewport=PHONE)
+    login(page, boss)
+    page.get_by_role("button", name="菜单").click()
+    page.get_by_role("link", name="审批", exact=True).click()
+    item = page.get_by_role("article", name=c["company_name"])
+    expect(item).to_contain_text("南昌市青山湖区高新大道999号")
+    shot(page, "18-phone-approvals")
+    item.get_by_role("button", name="批准").click()
+    expect(item).to_have_count(0)
+    for path, ready in (("/approvals", page.get_by_role("tab", name="困难报警")),
+                        ("/team", page.get_by_role("region", name="诚信报表")),
+                        ("/forecast", page.locator(".funnel svg"))):
+        page.goto(path)
+        expect(ready).to_be_visible()
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+    admin_page = new_page(viewport=PHONE)
+    login(admin_page, admin)
+    admin_page.goto("/settings")
+    expect(admin_page.get_by_role("region", name="跟踪阶段")).to_be_visible()
+    admin_page.wait_for_timeout(300)
+    shot(admin_page, "18-phone-settings")
+    assert admin_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "/settings"
