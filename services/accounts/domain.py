@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.common.auth import Principal
 from services.common.errors import Forbidden, Invalid
+from services.common.principal import Principal
 
 MAX_LOCK_SECONDS = 15 * 60
 

@@ -11,7 +11,7 @@ Claim keys (strings, stored in the customer's `claim_keys`):
   plain keys, one unique document each in the `claims` collection;
 * ``name:<core>@<region>`` (``name:腾讯计算机系统@广东/深圳``, or
   ``name:小米科技@`` without a region) — a claim in the append-only log of
-  the stream ``name:<core>`` (see normalize.claim_keys_for_name), because
+  the stream ``name:<core>`` (see normalize.name_claims), because
   the region rule ("compared only when both names have one") is not a plain
   equality. A core is letters and digits only, so ``@`` cannot occur in it.
 """
@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from services.common.auth import Principal
 from services.common.clock import iso
 from services.common.errors import Forbidden, Invalid, NotFound
+from services.common.money import MoneyError, fen_to_yuan, yuan_to_fen
+from services.common.principal import Principal
 from services.customers import normalize as norm
-from services.forecast.domain import MoneyError, fen_to_yuan, yuan_to_fen
 
 _CJK_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{3,}")
 ACTIVE = "active"

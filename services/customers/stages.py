@@ -11,26 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from services.common.errors import Invalid
+from services.common.stages import DEFAULT_STAGES, default_active
 
-DEFAULT_LABELS = (
-    (0, "潜在客户"),
-    (10, "意向客户"),
-    (25, "愿意试样"),
-    (50, "认可样品"),
-    (75, "接受报价"),
-    (90, "签订合同"),
-    (100, "稳定客户"),
-)
 MAX_STAGES = 20
-
-
-def default_active(stage: int) -> bool:
-    return 25 <= stage <= 90
 
 
 def default_stages() -> list[dict]:
     return [{"stage": s, "label": label, "probability": s, "active": default_active(s)}
-            for s, label in DEFAULT_LABELS]
+            for s, label, _ in DEFAULT_STAGES]
 
 
 def public(stages: Iterable[Mapping]) -> list[dict]:

@@ -34,11 +34,11 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import config
-from services.common.auth import Principal
 from services.common.clock import Clock, iso
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.events import handles
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.rpc import Rpc
 from services.common.validation import parse
 from services.forecast import domain, readmodel, schemas, storage
@@ -56,31 +56,26 @@ META_CACHE_SECONDS = 1.0
 _metas: dict[str, tuple[float, dict]] = {}
 
 
-def _setting(key: str, default):
-    value = config.get(key, default)
-    return default if value in (None, "") else value
-
-
 def min_active() -> int:
-    value = int(_setting("FORECAST_MIN_ACTIVE", domain.MIN_ACTIVE))
+    value = int(config.setting("FORECAST_MIN_ACTIVE", domain.MIN_ACTIVE))
     if value < 0:
         raise RuntimeError("FORECAST_MIN_ACTIVE must be a non-negative integer")
     return value
 
 
 def prior_weight() -> Fraction:
-    value = Fraction(str(_setting("FORECAST_PRIOR_WEIGHT", domain.DEFAULT_PRIOR_WEIGHT)))
+    value = Fraction(str(config.setting("FORECAST_PRIOR_WEIGHT", domain.DEFAULT_PRIOR_WEIGHT)))
     if value < 0:
         raise RuntimeError("FORECAST_PRIOR_WEIGHT must be a non-negative number")
     return value
 
 
 def timezone() -> str:
-    return str(_setting("FORECAST_TZ", domain.DEFAULT_TZ))
+    return str(config.setting("FORECAST_TZ", domain.DEFAULT_TZ))
 
 
 def rpc_timeout() -> float:
-    return float(_setting("RPC_TIMEOUT_SECONDS", 10))
+    return float(config.setting("RPC_TIMEOUT_SECONDS", 10))
 
 
 def _setup(db) -> None:
@@ -286,7 +281,7 @@ class ForecastService:
 
     # ----------------------------------------------------------- snapshots
 
-    @timer(interval=float(_setting("FORECAST_SNAPSHOT_CHECK_SECONDS", 600)), eager=True)
+    @timer(interval=float(config.setting("FORECAST_SNAPSHOT_CHECK_SECONDS", 600)), eager=True)
     def take_weekly_snapshots(self):
         return self._snapshot(self.clock.now())
 
@@ -311,11 +306,11 @@ class ForecastService:
 
     # ----------------------------------------------------------- upkeep
 
-    @timer(interval=float(_setting("FORECAST_MARKERS_SECONDS", 30)))
+    @timer(interval=float(config.setting("FORECAST_MARKERS_SECONDS", 30)))
     def remove_finished_markers(self):
         return storage.flush_markers(self.db)
 
-    @timer(interval=float(_setting("FORECAST_SWEEP_SECONDS", 300)))
+    @timer(interval=float(config.setting("FORECAST_SWEEP_SECONDS", 300)))
     def finish_interrupted_updates(self):
         # reads every deal: rare on purpose (an interrupted update is normally
         # finished by the redelivered event that was being handled)
@@ -352,7 +347,7 @@ class ForecastService:
             raise NotFound("not_found", f"no {kind} has run yet")
         return _job_out(doc)
 
-    @timer(interval=float(_setting("FORECAST_JOB_POLL_SECONDS", 2)))
+    @timer(interval=float(config.setting("FORECAST_JOB_POLL_SECONDS", 2)))
     def run_jobs(self):
         token = uuid.uuid4().hex
         job = storage.claim_job(self.db, self.clock.now(), token)

@@ -40,9 +40,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.common.auth import Principal
 from services.common.clock import iso
 from services.common.errors import Forbidden
+from services.common.principal import Principal
 from services.knowledge.search import normalize_tag
 
 DRAFT, PUBLISHED, DISCARDED = "draft", "published", "discarded"

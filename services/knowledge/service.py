@@ -15,16 +15,16 @@ import logging
 from datetime import timedelta
 
 from nameko.rpc import rpc
-from nameko.timer import Timer
 
 from services.common import config
-from services.common.auth import Principal
 from services.common.clock import Clock
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.events import Dispatcher, event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.rpc import Rpc
+from services.common.timers import ConfigTimer
 from services.common.validation import parse
 from services.knowledge import domain, schemas, search, storage
 from services.knowledge.domain import PUBLISHED
@@ -40,18 +40,6 @@ EDIT_RETRIES = 3
 def _setup(db) -> None:
     storage.ensure_indexes(db)
     search.warm_up()  # load the jieba dictionaries now, not on the first search
-
-
-class ConfigTimer(Timer):
-    """A timer whose interval comes from the configuration at start."""
-
-    def __init__(self, key: str, default: float, **kwargs):
-        super().__init__(interval=default, **kwargs)
-        self.key = key
-
-    def setup(self):
-        self.interval = float(config.get(self.key, self.interval))
-        super().setup()
 
 
 def _not_found(what: str = "entry") -> NotFound:
