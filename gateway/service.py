@@ -12,6 +12,7 @@ from gateway.routes.forecast import ForecastRoutes
 from gateway.routes.integrity import IntegrityRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
 from gateway.routes.schedule import ScheduleRoutes
+from gateway.routes.stream import StreamRoutes
 from gateway.rpc import TimedRpc
 from services.common.auth import TokenSecret
 
@@ -22,7 +23,7 @@ HEALTH_TIMEOUT_SECONDS = 3
 
 
 class GatewayService(AccountsRoutes, CustomersRoutes, IntegrityRoutes, ScheduleRoutes,
-                     KnowledgeRoutes, ForecastRoutes):
+                     StreamRoutes, KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
     token_secret = TokenSecret()  # checked at start; routes verify with config's
 

@@ -177,6 +177,19 @@ class AccountsService:
         return {"items": [storage.public_user(d) for d in docs], "total": total}
 
     @rpc
+    def users_in_scope(self, actor):
+        """Every user `actor` may list, in one answer (the integrity report)."""
+        scope = domain.user_list_scope(Principal.of(actor))
+        docs, _ = storage.list_users(self.db, scope, 0, 0)
+        return [storage.public_user(d) for d in docs]
+
+    @rpc
+    def team_managers(self, team_ids):
+        """The managers of these teams (who hears of an alarm or a dispute)."""
+        ids = sorted({t for t in team_ids if t})
+        return [storage.public_user(d) for d in storage.team_managers(self.db, ids)] if ids else []
+
+    @rpc
     def get_users(self, ids):
         """Public user records with their settings, by id, for other services
         (a phone and the escalation delay for SMS, a time zone for birthdays)."""

@@ -85,6 +85,11 @@ def list_users(db: Database, scope: dict, skip: int, limit: int) -> tuple[list[d
     return docs, total
 
 
+def team_managers(db: Database, team_ids: list[str]) -> list[dict]:
+    return list(db.users.find({"team_id": {"$in": team_ids}, "role": "manager"})
+                .sort("_id", ASCENDING))
+
+
 def record_failure(db: Database, user_id: str) -> int:
     doc = db.users.find_one_and_update(
         {"_id": user_id},

@@ -17,12 +17,12 @@ import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from services.common.auth import Principal
 from services.common.clock import Clock, iso
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.rpc import Rpc
 from services.common.validation import parse
 from services.customers import domain, referrals, stages, storage
@@ -711,13 +711,7 @@ class IntegrityRpc:
         return {"items": rows, "total": len(rows)}
 
     def _users_in_scope(self, actor: Principal) -> list[dict]:
-        out, page = [], 1
-        while True:
-            got = self.accounts.list_users(actor.as_dict(), page, 100)
-            out.extend(got["items"])
-            if len(out) >= got["total"] or not got["items"]:
-                return out
-            page += 1
+        return self.accounts.users_in_scope(actor.as_dict())
 
     # ---------------------------------------------------------- referrals
 
