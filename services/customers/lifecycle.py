@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.common.principal import Principal
 from services.customers import domain
 from services.customers import normalize as norm
 

@@ -7,12 +7,12 @@ import logging
 
 from nameko.rpc import rpc
 
-from services.common.auth import Principal
 from services.common.clock import Clock
 from services.common.errors import Conflict, Forbidden, Invalid
 from services.common.events import Dispatcher, event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.schemas import CursorPage
 from services.common.validation import parse
 from services.customers import domain, schemas, stages, storage

@@ -26,7 +26,7 @@ unique ``_id`` is the guard::
      customer_id, owner_id, owner_name, company_name, claimed_at}
 
 ``name_claims`` — company names: an append-only log per name core (the scheme
-of normalize.claim_keys_for_name; ``_id`` uniqueness serializes appends)::
+of normalize.name_claims; ``_id`` uniqueness serializes appends)::
 
     {_id: "name:<core>#<seq>", stream: "name:<core>", seq: 1.., op: "claim"|"release",
      region: "广东/深圳"|"", customer_id, of: <seq> (releases), owner_id, owner_name,

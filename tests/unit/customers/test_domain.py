@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.auth import Principal
 from services.common.errors import Forbidden, Invalid, NotFound
+from services.common.principal import Principal
 from services.customers import domain
 from services.customers import normalize as norm
 

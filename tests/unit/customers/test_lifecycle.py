@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.auth import Principal
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.common.principal import Principal
 from services.customers import lifecycle as lc
 
 OWNER = Principal("u_zhang", "rep", "t_south", "张伟")
