@@ -40,6 +40,7 @@ from typing import Any
 
 from services.common.clock import iso
 from services.common.errors import Forbidden
+from services.common.money import fen_to_yuan, yuan_to_fen
 from services.forecast import domain
 
 NO_TEAM = "~"  # not a valid id (services.common.schemas.Id), so never queryable
@@ -525,8 +526,8 @@ def snapshot_doc(scope_key: str, week: str, week_start: datetime, taken_at: date
         "active_count": figures["active_count"], "min_active": figures["min_active"],
         "reliable": figures["reliable"],
         "stages": [{"stage": r["stage"], "count": r["count"],
-                    "value_fen": domain.yuan_to_fen(r["value"], "value"),
-                    "weighted_fen": domain.yuan_to_fen(r["weighted"], "weighted")}
+                    "value_fen": yuan_to_fen(r["value"], "value"),
+                    "weighted_fen": yuan_to_fen(r["weighted"], "weighted")}
                    for r in figures["stages"]],
     }
 
@@ -549,7 +550,7 @@ def snapshot_out(doc: Mapping[str, Any]) -> dict[str, Any]:
     for out_key, fen_key, yuan_key in (("forecast", "forecast_fen", "forecast"),
                                        ("calibrated_forecast", "calibrated_fen",
                                         "calibrated_forecast")):
-        money[out_key] = jsonable(domain.fen_to_yuan(_snapshot_fen(doc, fen_key, yuan_key),
+        money[out_key] = jsonable(fen_to_yuan(_snapshot_fen(doc, fen_key, yuan_key),
                                                      allow_negative=True))
     return {
         "week": doc["week"], "week_start": iso(doc["week_start"]),
