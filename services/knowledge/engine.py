@@ -1,5 +1,5 @@
 """The serving side of knowledge search: an in-process index that ranks
-exactly like :class:`services.knowledge.search.InMemoryIndex` while reading a
+exactly like the reference index of the tests (tests/unit/knowledge/reference_index.py) while reading a
 bounded number of postings per query (InMemoryIndex reads ~150,000 per query
 at 100,000 entries; this reads ~1,500 on average, 3,000 at most).
 
@@ -65,6 +65,8 @@ from typing import Any
 
 from services.knowledge import search
 from services.knowledge.search import FIELD_WEIGHTS, FIELDS, K1, B, CorpusStats, SearchHit
+from services.knowledge.search import ranking as search_ranking
+from services.knowledge.search import text as search_text
 
 #: Postings read per step of the walk.
 BLOCK = 32
@@ -96,9 +98,9 @@ def forward_row(doc: Mapping[str, Any], rev: int) -> dict[str, Any]:
         "lengths": dict(entry.lengths),
         "terms": [[t, *(tfs.get(f, 0) for f in FIELDS)] for t, tfs in entry.term_freqs.items()],
         "title": str(doc.get("title") or ""),
-        "body": search._text_of(doc.get("body")),
-        "accepted_answer": search._text_of(doc.get("accepted_answer")),
-        "answers": [search._text_of(a) for a in doc.get("answers") or ()],
+        "body": search_ranking._text_of(doc.get("body")),
+        "accepted_answer": search_ranking._text_of(doc.get("accepted_answer")),
+        "answers": [search_ranking._text_of(a) for a in doc.get("answers") or ()],
     }
 
 
@@ -145,7 +147,7 @@ class Engine:
         # impact = the sum of the members' impacts, so that a query's synonym
         # pseudo-term is bounded by one cursor instead of a dozen loose ones
         search.warm_up()
-        self._groups = search._groups
+        self._groups = search_text._groups
         self._g_docs = [array("i") for _ in self._groups]
         self._g_imps = [array("f") for _ in self._groups]
         self._term_groups: list[tuple[int, ...]] = []  # tid -> groups it belongs to
@@ -225,7 +227,7 @@ class Engine:
             self._p_docs.append(array("i"))
             self._p_imps.append(array("f"))
             self._p_tfs.append(array("i"))
-            self._term_groups.append(tuple((search._synonyms or {}).get(term, ())))
+            self._term_groups.append(tuple((search_text._synonyms or {}).get(term, ())))
         return tid
 
     def _tf_pattern(self, tfs: tuple[int, ...]) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
-from services.knowledge.search import InMemoryIndex
 from services.knowledge.service import KnowledgeService
+from tests.unit.knowledge.reference_index import InMemoryIndex
 
 CORPUS = json.loads((Path(__file__).parents[1] / "unit" / "knowledge" / "relevance_corpus.json")
                     .read_text("utf-8"))

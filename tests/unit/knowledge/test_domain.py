@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.auth import Principal
 from services.common.errors import Forbidden, Invalid
+from services.common.principal import Principal
 from services.common.validation import parse
 from services.knowledge import domain, schemas
 from services.knowledge.domain import (
