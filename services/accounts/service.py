@@ -180,8 +180,7 @@ class AccountsService:
     def users_in_scope(self, actor):
         """Every user `actor` may list, in one answer (the integrity report)."""
         scope = domain.user_list_scope(Principal.of(actor))
-        docs, _ = storage.list_users(self.db, scope, 0, 0)
-        return [storage.public_user(d) for d in docs]
+        return [storage.public_user(d) for d in storage.all_users(self.db, scope)]
 
     @rpc
     def team_managers(self, team_ids):

@@ -85,6 +85,18 @@ def list_users(db: Database, scope: dict, skip: int, limit: int) -> tuple[list[d
     return docs, total
 
 
+def all_users(db: Database, scope: dict, batch: int = 100) -> list[dict]:
+    """Every user of a scope, a page of `batch` at a time by _id (each page
+    one bounded index range)."""
+    out: list[dict] = []
+    while True:
+        query = {**scope, "_id": {"$gt": out[-1]["_id"]}} if out else scope
+        docs = list(db.users.find(query).sort("_id", ASCENDING).limit(batch))
+        out.extend(docs)
+        if len(docs) < batch:
+            return out
+
+
 def team_managers(db: Database, team_ids: list[str]) -> list[dict]:
     return list(db.users.find({"team_id": {"$in": team_ids}, "role": "manager"})
                 .sort("_id", ASCENDING))

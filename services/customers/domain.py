@@ -209,9 +209,10 @@ def may_see(actor: Principal, customer: Mapping) -> bool:
     customer (公海) is public: nobody could claim it otherwise."""
     if actor.role == "admin" or customer.get("status") == POOL:
         return True
-    if actor.role == "manager":
-        return actor.team_id is not None and customer.get("team_id") == actor.team_id
-    return is_owner(actor, customer)
+    if is_owner(actor, customer):
+        return True
+    return (actor.role == "manager" and actor.team_id is not None
+            and customer.get("team_id") == actor.team_id)
 
 
 def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
@@ -256,7 +257,7 @@ def list_filter(actor: Principal, status: str | None = None, stage: int | None =
             return {"_id": {"$in": []}}  # a rep asking for someone else's: nothing
         f["owner_id"] = owner_id
     # An owned customer is active, and a pool customer has no owner and no
-    # team (lifecycle): within an owner's or a team's customers, "active"
+    # team (rules): within an owner's or a team's customers, "active"
     # selects them all and "pool" none. Left out, the filter is one an
     # index counts exactly.
     if f.get("owner_id") is not None or f.get("team_id") is not None:

@@ -1,5 +1,6 @@
-"""customers: customers, the duplicate guard (撞单), follow-ups, and (through
-IntegrityRpc) the customer lifecycle; see ARCHITECTURE.md "Services"."""
+"""customers: entering customers through the duplicate guard (撞单), the list,
+follow-ups; the record's later life (amendments, stages, alarms, disputes,
+reports) comes from the entrypoint mixins in `entrypoints/`."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from services.common.principal import Principal
 from services.common.schemas import CursorPage
 from services.common.validation import parse
 from services.customers import domain, schemas, stages, storage
-from services.customers.integrity import IntegrityRpc
+from services.customers.entrypoints.alarms import AlarmRpc
+from services.customers.entrypoints.amendments import AmendmentRpc
+from services.customers.entrypoints.disputes import DisputeRpc
+from services.customers.entrypoints.reports import ReportRpc
+from services.customers.entrypoints.stages import StageRpc
 
 log = logging.getLogger(__name__)
 
 CLAIM_ROUNDS = 3
 
 
-class CustomersService(IntegrityRpc):
+class CustomersService(AmendmentRpc, StageRpc, AlarmRpc, DisputeRpc, ReportRpc):
     name = "customers"
 
     db = Mongo(storage.ensure_indexes)
@@ -63,10 +68,7 @@ class CustomersService(IntegrityRpc):
         return {"available": not matches, "matches": matches, "similar": similar}
 
     def _stage_list(self) -> list[dict]:
-        # The lifecycle mixin owns the editable stage list; until it offers one
-        # the defaults apply.
-        current = getattr(self, "current_stages", None)
-        return current() if callable(current) else stages.default_stages()
+        return self.current_stages()
 
     @rpc
     def create(self, actor, body):

@@ -150,7 +150,7 @@ def test_entries_refused_on_a_phone_leave_the_name_log_untouched(customers, db):
 
 
 def test_a_name_log_too_long_to_decide_is_a_conflict_not_a_crash(customers, db, monkeypatch):
-    monkeypatch.setattr(storage, "MAX_STREAM_ENTRIES", 4)
+    monkeypatch.setattr(storage.claims, "MAX_STREAM_ENTRIES", 4)
     stream = "name:顺丰速运"
     for seq in range(1, 6, 2):  # three renames away from the name: 6 entries
         db.name_claims.insert_one({**norm.name_claim_entry(stream, seq, "广东/深圳", f"c{seq}"),

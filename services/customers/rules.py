@@ -1,5 +1,5 @@
-"""Rules of a customer's life after it was entered (problem 4: 假报表), as
-pure functions: no database, no broker, no clock.
+"""The rules of a customer record after it was entered (problem 4: 假报表),
+as pure functions: no database, no broker, no clock.
 
 - Records are immutable for reps: a rep never PATCHes or deletes; he asks for
   an amendment that his manager approves. Managers and admins PATCH with a
@@ -59,26 +59,11 @@ DISPUTE_VOID = "void"  # the customer changed hands before anyone settled it
 
 # ---------------------------------------------------------------- visibility
 
-def is_owner(actor: Principal, customer: Mapping) -> bool:
-    return customer.get("owner_id") is not None and customer.get("owner_id") == actor.id
+is_owner, may_see, check_visible = domain.is_owner, domain.may_see, domain.check_visible
 
 
 def is_team_manager(actor: Principal, team_id: str | None) -> bool:
     return actor.role == "manager" and team_id is not None and actor.team_id == team_id
-
-
-def may_see(actor: Principal, customer: Mapping) -> bool:
-    """An admin sees all; a manager his team's; a rep his own. A pool
-    customer is public (公海): every user sees it, or nobody could claim it."""
-    if actor.role == "admin" or customer.get("status") == POOL:
-        return True
-    return is_owner(actor, customer) or is_team_manager(actor, customer.get("team_id"))
-
-
-def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
-    if customer is None or not may_see(actor, customer):
-        raise NotFound("not_found", "customer not found")
-    return customer
 
 
 def may_supervise(actor: Principal, team_id: str | None) -> bool:
@@ -468,3 +453,25 @@ def report_scope(actor: Principal) -> str | None:
     if actor.role == "manager":
         return actor.team_id
     raise Forbidden("forbidden", "the integrity report is for managers and admins")
+
+
+# ------------------------------------------------------- records that moved
+
+def moved(exc: Exception) -> bool:
+    """An owner change refused because the customer changed hands meanwhile."""
+    return isinstance(exc, Conflict) and exc.code == "owner_changed"
+
+
+def dispute_stale() -> Conflict:
+    return Conflict("dispute_stale", "the customer changed hands since the dispute was "
+                                     "filed; it no longer applies and is closed")
+
+
+def alarm_stale() -> Conflict:
+    return Conflict("alarm_stale", "the customer changed hands since the alarm was raised; "
+                                   "the alarm is closed and the current owner can raise his own")
+
+
+def check_still_owned_by(customer: dict, owner_id: str) -> None:
+    if customer.get("owner_id") != owner_id or customer.get("status") != ACTIVE:
+        raise Conflict("owner_changed", "the customer changed hands meanwhile")

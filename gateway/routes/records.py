@@ -1,10 +1,11 @@
-"""Routes of the customer-integrity part of API.md: amendments, audit, alarms,
-the public pool, disputes, stages, referrals, the integrity report."""
+"""Routes of a customer record's later life (API.md): PATCH and DELETE,
+amendments, the audit trail, alarms, the public pool, disputes, stages,
+referrals, the integrity report."""
 
 from __future__ import annotations
 
 from gateway.http import ROUTES, Call, body_text, parse_body, route
-from services.customers import integrity_schemas as s
+from services.customers import schemas as s
 from services.customers.schemas import Customer
 
 
@@ -22,7 +23,7 @@ def _optional_body(call: Call, model):
     return parse_body(request, model)
 
 
-class IntegrityRoutes:
+class RecordRoutes:
     # ------------------------------------------------------ immutability
 
     @route("PATCH", "/api/customers/{id}", response=Customer, tag="customers",

@@ -4,7 +4,7 @@ import pytest
 
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.principal import Principal
-from services.customers import lifecycle as lc
+from services.customers import rules as lc
 
 OWNER = Principal("u_zhang", "rep", "t_south", "张伟")
 OTHER_REP = Principal("u_li", "rep", "t_south", "李娜")
