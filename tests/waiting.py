@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition", interval: float = 0.05):
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
     """The predicate's first truthy value; AssertionError after `timeout` s.
     `time.sleep` yields to other green threads where eventlet patched it."""
     deadline = time.monotonic() + timeout
