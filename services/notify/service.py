@@ -21,18 +21,18 @@ from nameko.rpc import rpc
 
 from services.common import clock as clock_module
 from services.common import config
-from services.common.clock import Clock
 from services.common.errors import Invalid, NotFound
-from services.common.events import Dispatcher, event, handles
+from services.common.events import event, handles
 from services.common.mongo import Mongo
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
 from services.common.timers import ConfigTimer
 from services.common.validation import parse
 from services.notify import domain, schemas, storage
 from services.notify.sms import (
     DEFAULT_BASE_DELAY,
     DEFAULT_MAX_ATTEMPTS,
-    deliver_with_retry,
+    attempt,
     provider_from_config,
 )
 
@@ -71,20 +71,13 @@ class Users:
         return user
 
 
-class NotifyService:
+class NotifyService(ServiceBase):
     name = "notify"
 
     db = Mongo(storage.ensure_indexes)
-    clock = Clock()
-    dispatch = Dispatcher()
     accounts = Rpc("accounts")
     scheduler = Rpc("scheduler")
     sms = SmsProvider()
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------------
     # the inbox over the API
@@ -232,13 +225,11 @@ class NotifyService:
             storage.save_delivery(self.db, domain.stopped(delivery, now))
             storage.drop_retry(self.db, nid)
             return
-        _, attempts = deliver_with_retry(self.sms, delivery["to"], delivery["text"],
-                                         max_attempts=1, clock=clock_module.now)
-        attempt = attempts[0]
-        storage.record_attempt(self.db, nid, {**attempt.to_dict(),
+        tried = attempt(self.sms, delivery["to"], delivery["text"], clock=clock_module.now)
+        storage.record_attempt(self.db, nid, {**tried.to_dict(),
                                               "n": len(delivery["attempts"]) + 1})
         delivery = domain.after_attempt(
-            delivery, attempt,
+            delivery, tried,
             int(float(config.setting("SMS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))),
             float(config.setting("SMS_BASE_DELAY_SECONDS", DEFAULT_BASE_DELAY)),
             self.clock.now())
