@@ -20,18 +20,18 @@ from services.common.auth import (
     needs_rehash,
     verify_password,
 )
-from services.common.clock import Clock
 from services.common.clock import now as clock_now
 from services.common.errors import (
     Conflict,
-    Forbidden,
     Invalid,
     NotFound,
     TooManyRequests,
     Unauthenticated,
 )
-from services.common.events import Dispatcher, event
+from services.common.events import event
 from services.common.mongo import Mongo
+from services.common.principal import require_admin
+from services.common.service import ServiceBase
 from services.common.validation import parse
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,11 @@ def _too_many(wait: float) -> TooManyRequests:
                            {"retry_after_seconds": int(wait) + 1})
 
 
-class AccountsService:
+class AccountsService(ServiceBase):
     name = "accounts"
 
     db = Mongo(_setup)
-    clock = Clock()
-    dispatch = Dispatcher()
     token_secret = TokenSecret()
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     @rpc
     def echo(self, value=None):
@@ -131,8 +124,7 @@ class AccountsService:
     @rpc
     def create_team(self, actor, body):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin creates teams")
+        require_admin(actor, "creates teams")
         data = parse(schemas.TeamIn, body)
         team = storage.insert_team(self.db, data.name, self.clock.now())
         return {"id": team["_id"], "name": team["name"]}

@@ -108,10 +108,4 @@ def verify_token(token: str, secret: str, now: datetime) -> Principal:
         raise TokenError("invalid token: issued in the future")
     if claims.get("role") not in ROLES:
         raise TokenError("invalid token: unknown role")
-    return Principal(
-        id=claims["sub"],
-        role=claims["role"],
-        team_id=claims.get("team_id"),
-        name=claims.get("name", ""),
-        username=claims.get("username", ""),
-    )
+    return Principal.of({**claims, "id": claims["sub"]})

@@ -122,7 +122,9 @@ class StageChanged(Event):
     note: str | None = None
 
 
-class AlarmRaised(Event):
+class _Alarm(Event):
+    """What both alarm events say about the alarm."""
+
     source = "customers"
     alarm_id: Id
     customer_id: Id
@@ -130,17 +132,13 @@ class AlarmRaised(Event):
     owner_id: Id
     team_id: OptId = None
     reason: str
+
+
+class AlarmRaised(_Alarm):
     raised_by: Id
 
 
-class AlarmResolved(Event):
-    source = "customers"
-    alarm_id: Id
-    customer_id: Id
-    company_name: str | None = None
-    owner_id: Id
-    team_id: OptId = None
-    reason: str
+class AlarmResolved(_Alarm):
     decision: str = Field(description="continue, reassign or abandon")
     note: str | None = None
     verified: str = Field(description="real, fake or unchecked")

@@ -10,21 +10,14 @@ import math
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from services.common.field_error import FieldError
+
 MAX_FEN = 2**63 - 1
 _HUNDRED = Decimal(100)
 
 
-class MoneyError(ValueError):
+class MoneyError(FieldError):
     """An amount that is not a valid number of yuan or fen; `field` names it."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
-
-    @property
-    def fields(self) -> dict[str, str]:
-        return {self.field or "value": self.message}
 
 
 def yuan_to_fen(value: Any, field: str = "expected_value") -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.common.errors import Forbidden
+
 ROLES = ("rep", "manager", "admin")
 
 
@@ -35,3 +37,10 @@ class Principal:
             "name": self.name,
             "username": self.username,
         }
+
+
+def require_admin(actor: Principal, only: str) -> Principal:
+    """403 unless the actor is an admin; `only` says what only an admin does."""
+    if actor.role != "admin":
+        raise Forbidden("forbidden", f"only an admin {only}")
+    return actor

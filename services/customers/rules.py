@@ -214,12 +214,17 @@ def snapshot(customer: Mapping) -> dict:
 
 # ----------------------------------------------------------------- stages
 
-def check_may_change_stage(actor: Principal, customer: Mapping | None) -> Mapping:
+def check_owner_of_active(actor: Principal, customer: Mapping | None, only: str) -> Mapping:
+    """The customer, when the actor owns it and it is not in the pool."""
     check_visible(actor, customer)
     if not is_owner(actor, customer):
-        raise Forbidden("forbidden", "only the owner moves a customer through the stages")
+        raise Forbidden("forbidden", f"only the owner {only}")
     check_active(customer)
     return customer
+
+
+def check_may_change_stage(actor: Principal, customer: Mapping | None) -> Mapping:
+    return check_owner_of_active(actor, customer, "moves a customer through the stages")
 
 
 def check_active(customer: Mapping) -> None:
@@ -230,11 +235,7 @@ def check_active(customer: Mapping) -> None:
 # ------------------------------------------------------------------ alarms
 
 def check_may_raise_alarm(actor: Principal, customer: Mapping | None) -> Mapping:
-    check_visible(actor, customer)
-    if not is_owner(actor, customer):
-        raise Forbidden("forbidden", "only the owner raises a difficulty alarm")
-    check_active(customer)
-    return customer
+    return check_owner_of_active(actor, customer, "raises a difficulty alarm")
 
 
 def check_may_resolve_alarm(actor: Principal, alarm: Mapping | None) -> Mapping:

@@ -34,14 +34,15 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import config
-from services.common.clock import Clock, iso
+from services.common.clock import iso
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.events import handles
 from services.common.mongo import Mongo
-from services.common.principal import Principal
+from services.common.principal import Principal, require_admin
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
 from services.common.validation import parse
-from services.forecast import domain, readmodel, schemas, storage
+from services.forecast import domain, readmodel, schemas, snapshots, storage
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +105,12 @@ def _job_out(doc: dict) -> dict:
     }
 
 
-class ForecastService:
+class ForecastService(ServiceBase):
     name = "forecast"
 
     db = Mongo(_setup)
-    clock = Clock()
     customers = Rpc("customers")
     accounts = Rpc("accounts")
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ----------------------------------------------------------- events
 
@@ -249,7 +244,7 @@ class ForecastService:
         q = parse(schemas.HistoryQuery, query or {})
         scope = self._scope(actor, q.owner_id, q.team_id)
         docs, total = storage.list_snapshots(self.db, scope.key, q.skip, q.page_size)
-        return {"scope": scope.key, "items": [readmodel.snapshot_out(d) for d in docs],
+        return {"scope": scope.key, "items": [snapshots.snapshot_out(d) for d in docs],
                 "total": total}
 
     @rpc
@@ -299,7 +294,7 @@ class ForecastService:
         # the company last: it is the "this week is done" mark checked above
         scopes.append(readmodel.Scope("company"))
         start = domain.week_start(now, tz)
-        out = [readmodel.snapshot_doc(scope.key, week, start, now,
+        out = [snapshots.snapshot_doc(scope.key, week, start, now,
                                       self._figures(scope, meta, exact=True))
                for scope in scopes]
         return storage.insert_snapshots(self.db, out)
@@ -321,8 +316,7 @@ class ForecastService:
     @rpc
     def start_job(self, actor, kind):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin rebuilds or reconciles the forecast")
+        require_admin(actor, "rebuilds or reconciles the forecast")
         if kind not in JOB_KINDS:
             raise Invalid.fields({"kind": f"must be one of {', '.join(JOB_KINDS)}"})
         return _job_out(storage.create_job(self.db, kind, actor.id, self.clock.now()))
@@ -330,8 +324,7 @@ class ForecastService:
     @rpc
     def get_job(self, actor, job_id):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin sees forecast jobs")
+        require_admin(actor, "sees forecast jobs")
         doc = storage.find_job(self.db, job_id)
         if doc is None:
             raise NotFound("not_found", "no such job")
@@ -340,8 +333,7 @@ class ForecastService:
     @rpc
     def latest_job(self, actor, kind):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin sees forecast jobs")
+        require_admin(actor, "sees forecast jobs")
         doc = storage.latest_job(self.db, kind)
         if doc is None:
             raise NotFound("not_found", f"no {kind} has run yet")

@@ -15,7 +15,7 @@ Collections
 - ``snapshots``: weekly figures, unique per (scope, week); money in integer
   fen (``forecast_fen``, ``calibrated_fen``, per stage ``value_fen`` and
   ``weighted_fen``; older ones also hold float yuan, read by
-  ``readmodel.snapshot_out``).
+  ``snapshots.snapshot_out``).
 - ``jobs``: rebuild / reconcile runs, claimed with a lease.
 - ``rejected``: events that cannot be applied (malformed payloads).
 

@@ -28,14 +28,14 @@ import eventlet
 from nameko.rpc import rpc
 
 from services.common import config
-from services.common.clock import Clock
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
-from services.common.events import Dispatcher, event, handles
+from services.common.events import event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
 from services.common.principal import Principal
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
 from services.common.timers import ConfigTimer
 from services.common.timezones import DEFAULT_TIMEZONE
 from services.common.validation import parse
@@ -54,23 +54,16 @@ LOCK_TRIES = 25
 LOCK_RETRY_SECONDS = 0.02
 
 
-class SchedulerService:
+class SchedulerService(ServiceBase):
     name = "scheduler"
 
     db = Mongo(storage.ensure_indexes)
-    clock = Clock()
-    dispatch = Dispatcher()
     accounts = Rpc("accounts")
     customers = Rpc("customers")
 
     # Housekeeping (breaking dead processes' locks) is not business time: the
     # wall clock paces it.
     _last_recovery = {"at": 0.0}
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------------
     # reminders over the API

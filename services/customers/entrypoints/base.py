@@ -9,19 +9,17 @@ change that lost its race.
 
 from __future__ import annotations
 
-from services.common.clock import Clock
-from services.common.events import Dispatcher, event
+from services.common.events import event
 from services.common.mongo import Mongo
 from services.common.principal import Principal
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
 from services.customers import domain, rules, storage
 from services.customers.editing import RecordEditor
 
 
-class RecordRpc:
+class RecordRpc(ServiceBase):
     db = Mongo()
-    clock = Clock()
-    dispatch = Dispatcher()
     accounts = Rpc("accounts")
 
     def _editor(self) -> RecordEditor:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from nameko.rpc import rpc
 
-from services.common.errors import Forbidden
 from services.common.events import event
-from services.common.principal import Principal
+from services.common.principal import Principal, require_admin
 from services.common.validation import parse
 from services.customers import rules, schemas, stages, storage
 from services.customers.entrypoints.base import RecordRpc
@@ -20,8 +19,7 @@ class StageRpc(RecordRpc):
     @rpc
     def put_stages(self, actor, body):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin defines the stages")
+        require_admin(actor, "defines the stages")
         items = [s.model_dump() for s in parse(schemas.StagesIn, body).root]
         new = stages.validate(items)
         doc = storage.put_stages(self.db, new, actor.id, self.clock.now())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from services.customers.normalize.text import InvalidField, _visible
+from services.customers.normalize.text import InvalidField, _visible, normalize_each
 
 # --------------------------------------------------------------------------
 # E-mail
@@ -63,15 +63,7 @@ def normalize_email(raw: str | None, field: str = "email") -> str | None:
 
 def normalize_emails(raws: Iterable[str | None] | None, field: str = "emails") -> list[str]:
     """Normalize a list of e-mails: blanks skipped, duplicates merged, order kept."""
-    out: list[str] = []
-    for i, raw in enumerate(raws or ()):
-        try:
-            address = normalize_email(raw, field)
-        except InvalidField as exc:
-            raise InvalidField(field, f"#{i + 1} {exc.reason}") from None
-        if address and address not in out:
-            out.append(address)
-    return out
+    return normalize_each(raws, normalize_email, field)
 
 
 def is_free_mail_domain(domain: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import phonenumbers
 
-from services.customers.normalize.text import InvalidField, _visible
+from services.customers.normalize.text import InvalidField, _visible, normalize_each
 
 # --------------------------------------------------------------------------
 # Phones
@@ -84,15 +84,7 @@ def normalize_phone(raw: str | None, field: str = "phone") -> str | None:
 
 def normalize_phones(raws: Iterable[str | None] | None, field: str = "phones") -> list[str]:
     """Normalize a list of phones: blanks skipped, duplicates merged, order kept."""
-    out: list[str] = []
-    for i, raw in enumerate(raws or ()):
-        try:
-            number = normalize_phone(raw, field)
-        except InvalidField as exc:
-            raise InvalidField(field, f"#{i + 1} {exc.reason}") from None
-        if number and number not in out:
-            out.append(number)
-    return out
+    return normalize_each(raws, normalize_phone, field)
 
 
 def phone_key(e164: str) -> str:

@@ -43,3 +43,15 @@ def _visible(text: str) -> str:
     return _IGNORABLE.sub("", unicodedata.normalize("NFKC", text))
 
 
+def normalize_each(raws, normalize_one, field: str) -> list[str]:
+    """A list through `normalize_one(raw, field)`: blanks skipped, duplicates
+    merged, order kept; an invalid item is named by its place (#2 ...)."""
+    out: list[str] = []
+    for i, raw in enumerate(raws or ()):
+        try:
+            value = normalize_one(raw, field)
+        except InvalidField as exc:
+            raise InvalidField(field, f"#{i + 1} {exc.reason}") from None
+        if value and value not in out:
+            out.append(value)
+    return out

@@ -18,7 +18,7 @@ OLD_TERM_SHARDS = [f"name_terms_{i}" for i in range(8)]
 
 # The customer list's scopes (an owner, a team, the pool, everyone), each
 # alone, by stage and by name grams, newest first: each list and its count
-# reads one index range (domain.list_filter), the page and its total cost the
+# reads one index range (listing.list_filter), the page and its total cost the
 # same at any size. The grams of one name are ~10 keys per index.
 CUSTOMER_INDEXES = {
     "owner": [("owner_id", ASCENDING), ("_id", DESCENDING)],

@@ -33,6 +33,7 @@ from services.forecast.domain.errors import (  # noqa: F401
 )
 from services.forecast.domain.history import (  # noqa: F401
     calibrate,
+    calibration_row,
     group_history,
     history_entry,
     merge_history,

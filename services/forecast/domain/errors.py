@@ -16,6 +16,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
+from services.common.field_error import FieldError
 from services.common.money import MAX_FEN, fen_to_yuan
 from services.common.timezones import DEFAULT_TIMEZONE
 
@@ -32,18 +33,9 @@ ORPHAN_POLICIES = ("nearest_lower", "exclude")
 # errors
 
 
-class ForecastError(ValueError):
+class ForecastError(FieldError):
     """Invalid input. ``field`` names the offending field; ``fields`` is the
     ``{"field": "why"}`` map a 422 carries (``Invalid.fields(e.fields)``)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.message = message
-        self.field = field
-
-    @property
-    def fields(self) -> dict[str, str]:
-        return {self.field or "value": self.message}
 
 
 class StageError(ForecastError):

@@ -322,24 +322,24 @@ def _calibrate(
         for s in r.visited:
             seen[s] += 1
             wins[s] += r.outcome == "won"
-    rows = []
-    for s in index.stages:
-        stage = s["stage"]
-        n, k = seen[stage], wins[stage]
-        p0 = Fraction(s["probability"])
-        calibrated = (k + weight * p0) / (n + weight) if n + weight > 0 else p0
-        rows.append(
-            {
-                "stage": stage,
-                "label": s["label"],
-                "configured": s["probability"],
-                "empirical": _ratio(Fraction(k, n)) if n else None,
-                "calibrated": _ratio(calibrated),
-                "sample_size": n,
-                "wins": k,
-            }
-        )
+    rows = [calibration_row(s, seen[s["stage"]], wins[s["stage"]], weight) for s in index.stages]
     return rows, sample
+
+
+def calibration_row(stage: Mapping[str, Any], n: int, k: int, weight: Fraction) -> dict[str, Any]:
+    """A stage's calibrated probability from `k` wins of `n` resolved deals,
+    shrunk towards its configured probability with prior weight `weight`."""
+    p0 = Fraction(stage["probability"])
+    calibrated = (k + weight * p0) / (n + weight) if n + weight > 0 else p0
+    return {
+        "stage": stage["stage"],
+        "label": stage["label"],
+        "configured": stage["probability"],
+        "empirical": _ratio(Fraction(k, n)) if n else None,
+        "calibrated": _ratio(calibrated),
+        "sample_size": n,
+        "wins": k,
+    }
 
 
 def calibrate(

@@ -22,6 +22,7 @@ from services.knowledge.search.ranking import (  # noqa: F401
 )
 from services.knowledge.search.snippets import (  # noqa: F401
     best_snippet,
+    make_hit,
     make_snippet,
 )
 from services.knowledge.search.text import (  # noqa: F401

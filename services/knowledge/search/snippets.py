@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.knowledge.search.queries import QueryTerm
-from services.knowledge.search.ranking import _text_of
+from services.knowledge.search.ranking import SearchHit, _text_of
 from services.knowledge.search.text import (
     _ASCII_RE,
     _WS_RE,
@@ -166,3 +166,10 @@ def best_snippet(
             shown = len(prefix) - len(tags) * (len(open_mark) + len(close_mark))
             return prefix + make_snippet(best_text, terms, max(width - shown, 10))
     return make_snippet(best_text, terms, width)
+
+
+def make_hit(doc_id: str, kind: str, text: Mapping[str, Any], terms, score: float,
+             width: int) -> SearchHit:
+    """A ranked document as a search answer: its title and best snippet."""
+    return SearchHit(doc_id, kind, str(text.get("title") or ""),
+                     best_snippet(text, terms, width), score)

@@ -7,11 +7,9 @@ Text pipeline (:func:`tokenize`)
     客户), with ``sales_dict.txt`` and every synonym below added as user words;
     ASCII words are lightly stemmed (plural, -ing, final -e); numbers are kept;
     stopwords and the single CJK characters of ``_STOP_CHARS`` dropped.
-    客户 is NOT a stopword: IDF weighs it down by itself.
-    Measured on tests/unit/knowledge/relevance_corpus.json: search mode and
-    plain ``cut`` tie (one query apart) with the HMM off, the HMM costs 3-4
-    points of recall@3 and guesses unstable "new words"; search mode stays so
-    that a compound (增值税专用发票, 老客户) also matches its parts.
+    客户 is NOT a stopword: IDF weighs it down by itself. The HMM is off: it
+    guesses unstable "new words" and costs recall on the relevance corpus;
+    search mode lets a compound (增值税专用发票, 老客户) match its parts.
 """
 
 from __future__ import annotations

@@ -5,16 +5,10 @@ from datetime import UTC, datetime
 import pytest
 
 from services.common.errors import Forbidden, Invalid, NotFound
-from services.common.principal import Principal
-from services.customers import domain
+from services.customers import domain, listing
 from services.customers import normalize as norm
+from tests.unit.customers.people import ADMIN, MANAGER, OTHER_MANAGER, OTHER_REP, REP, REP2
 
-REP = Principal("rep-zhang", "rep", "team-south", "张伟")
-REP2 = Principal("rep-li", "rep", "team-south", "李娜")
-OTHER_REP = Principal("rep-zhao", "rep", "team-north", "赵磊")
-MANAGER = Principal("mgr-wang", "manager", "team-south", "王经理")
-OTHER_MANAGER = Principal("mgr-sun", "manager", "team-north", "孙经理")
-ADMIN = Principal("admin-1", "admin", None, "管理员")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -124,19 +118,19 @@ def test_only_the_owner_writes_follow_ups():
 
 
 def test_list_filter_keeps_each_role_in_its_scope():
-    assert domain.list_filter(REP) == {"owner_id": REP.id}
-    assert domain.list_filter(MANAGER, stage=25) == {"team_id": "team-south", "stage": 25}
-    assert domain.list_filter(ADMIN, owner_id=REP.id) == {"owner_id": REP.id}
-    assert domain.list_filter(REP, status="pool") == {"status": "pool"}
+    assert listing.list_filter(REP) == {"owner_id": REP.id}
+    assert listing.list_filter(MANAGER, stage=25) == {"team_id": "team-south", "stage": 25}
+    assert listing.list_filter(ADMIN, owner_id=REP.id) == {"owner_id": REP.id}
+    assert listing.list_filter(REP, status="pool") == {"status": "pool"}
     # a rep asking for another rep's customers gets nothing, not a wider scope
-    assert domain.list_filter(REP, owner_id=REP2.id) == {"_id": {"$in": []}}
+    assert listing.list_filter(REP, owner_id=REP2.id) == {"_id": {"$in": []}}
 
 
 def test_query_terms_search_phone_credit_code_or_name():
-    assert domain.query_terms("138-0013-8000") == {"phones": "+8613800138000"}
-    assert domain.query_terms("腾讯计算机") == {"name_grams": {"$all": ["腾讯", "讯计", "计算", "算机"]}}
-    assert domain.query_terms("腾") == {"name_core": {"$regex": "腾"}}
-    assert domain.query_terms(None) == {}
+    assert listing.query_terms("138-0013-8000") == {"phones": "+8613800138000"}
+    assert listing.query_terms("腾讯计算机") == {"name_grams": {"$all": ["腾讯", "讯计", "计算", "算机"]}}
+    assert listing.query_terms("腾") == {"name_core": {"$regex": "腾"}}
+    assert listing.query_terms(None) == {}
 
 
 # ---------------------------------------------------------------- values

@@ -8,20 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from services.knowledge.search.queries import QueryTerm, _as_query_terms, parse_query
-from services.knowledge.search.ranking import (
-    CorpusStats,
-    IndexEntry,
-    SearchHit,
-    index_document,
-    score,
-    stats_increment,
-)
-from services.knowledge.search.snippets import best_snippet
-from services.knowledge.search.text import FIELDS, normalize_tag
+from services.knowledge import search
+from services.knowledge.search.queries import _as_query_terms
 
 
-def query_vocabulary(query_terms: Iterable[str | QueryTerm]) -> set[str]:
+def query_vocabulary(query_terms: Iterable[str | search.QueryTerm]) -> set[str]:
     """Every index term the query needs postings for (variants included)."""
     return {v for qt in _as_query_terms(query_terms) for v in qt.terms}
 
@@ -61,24 +52,24 @@ def passes_filter(
     if kind and doc_kind != kind:
         return False
     if tags:
-        wanted = {t for t in map(normalize_tag, tags) if t}
+        wanted = {t for t in map(search.normalize_tag, tags) if t}
         if wanted and not wanted.issubset(doc_tags):
             return False
     return True
 
 
 def rank(
-    query_terms: Sequence[str | QueryTerm],
+    query_terms: Sequence[str | search.QueryTerm],
     postings: Mapping[str, Mapping[str, Mapping[str, int]]],
     docs: Mapping[str, Mapping[str, Any]],
-    stats: CorpusStats,
+    stats: search.CorpusStats,
     *,
     tags: Iterable[str] | None = None,
     kind: str | None = None,
     limit: int | None = 10,
 ) -> list[tuple[str, float]]:
-    """Filter the candidates (``kb_docs`` rows by id) by kind and tags, then :func:`score`."""
-    wanted = {t for t in map(normalize_tag, tags or ()) if t}
+    """Filter the candidates (``kb_docs`` rows by id) by kind and tags, then :func:`search.score`."""
+    wanted = {t for t in map(search.normalize_tag, tags or ()) if t}
     if wanted or kind:
         lengths = {
             doc_id: d["lengths"]
@@ -87,7 +78,7 @@ def rank(
         }
     else:
         lengths = {doc_id: d["lengths"] for doc_id, d in docs.items()}
-    return score(query_terms, postings, lengths, stats, limit=limit)
+    return search.score(query_terms, postings, lengths, stats, limit=limit)
 
 
 
@@ -106,7 +97,7 @@ class InMemoryIndex:
         self._terms: dict[str, tuple[str, ...]] = {}  # doc -> its terms, for removal
         self._postings: dict[str, dict[str, Mapping[str, int]]] = {}  # term -> doc -> tf
         self._doc_count = 0
-        self._total_lengths: dict[str, int] = dict.fromkeys(FIELDS, 0)
+        self._total_lengths: dict[str, int] = dict.fromkeys(search.FIELDS, 0)
         # identical {field: tf} maps are shared: most postings are {"body": 1}
         self._tf_pool: dict[tuple[tuple[str, int], ...], Mapping[str, int]] = {}
 
@@ -117,24 +108,24 @@ class InMemoryIndex:
         return doc_id in self._terms
 
     @property
-    def stats(self) -> CorpusStats:
-        return CorpusStats(self._doc_count, dict(self._total_lengths))
+    def stats(self) -> search.CorpusStats:
+        return search.CorpusStats(self._doc_count, dict(self._total_lengths))
 
-    def add(self, doc: Mapping[str, Any]) -> IndexEntry:
+    def add(self, doc: Mapping[str, Any]) -> search.IndexEntry:
         """Index a document, replacing the previous version with the same id."""
-        entry = index_document(doc)
+        entry = search.index_document(doc)
         self.remove(entry.doc_id)
         for term, tfs in entry.term_freqs.items():
             key = tuple(sorted(tfs.items()))
             shared = self._tf_pool.setdefault(key, dict(key))
             self._postings.setdefault(term, {})[entry.doc_id] = shared
-        self._apply(stats_increment(None, entry.lengths))
+        self._apply(search.stats_increment(None, entry.lengths))
         self._terms[entry.doc_id] = tuple(entry.term_freqs)
         self._records[entry.doc_id] = entry.doc_row()
         self._docs[entry.doc_id] = dict(doc)
         return entry
 
-    def update(self, doc: Mapping[str, Any]) -> IndexEntry:
+    def update(self, doc: Mapping[str, Any]) -> search.IndexEntry:
         """Re-index an existing document (KeyError when it was never added)."""
         if str(doc["id"]) not in self._terms:
             raise KeyError(doc["id"])
@@ -151,7 +142,7 @@ class InMemoryIndex:
                 plist.pop(doc_id, None)
                 if not plist:
                     del self._postings[term]
-        self._apply(stats_increment(self._records[doc_id]["lengths"], None))
+        self._apply(search.stats_increment(self._records[doc_id]["lengths"], None))
         del self._records[doc_id]
         del self._docs[doc_id]
         return True
@@ -172,8 +163,8 @@ class InMemoryIndex:
         kind: str | None = None,
         limit: int = 10,
         snippet_width: int = 60,
-    ) -> list[SearchHit]:
-        terms = parse_query(query)
+    ) -> list[search.SearchHit]:
+        terms = search.parse_query(query)
         if not terms:
             return []
         vocab = query_vocabulary(terms)
@@ -181,16 +172,5 @@ class InMemoryIndex:
         records = self._records
         docs = {d: records[d] for plist in postings.values() for d in plist}
         ranked = rank(terms, postings, docs, self.stats, tags=tags, kind=kind, limit=limit)
-        hits = []
-        for doc_id, s in ranked:
-            doc = self._docs[doc_id]
-            hits.append(
-                SearchHit(
-                    doc_id,
-                    self._records[doc_id]["kind"],
-                    str(doc.get("title") or ""),
-                    best_snippet(doc, terms, snippet_width),
-                    s,
-                )
-            )
-        return hits
+        return [search.make_hit(doc_id, self._records[doc_id]["kind"], self._docs[doc_id], terms,
+                                s, snippet_width) for doc_id, s in ranked]

@@ -20,7 +20,7 @@ from services.knowledge.search import (
     stats_increment,
     tokenize,
 )
-from tests.unit.knowledge import reference_index
+from tests.unit.knowledge import reference_index, relevance
 from tests.unit.knowledge.reference_index import InMemoryIndex, candidate_ids, group_postings, rank
 
 CORPUS_PATH = Path(__file__).with_name("relevance_corpus.json")
@@ -535,20 +535,8 @@ def test_relevance_recall_at_3_and_mrr(capsys):
     index = InMemoryIndex()
     for e in entries:
         index.add(e)
-    found = wanted = 0
-    reciprocal = 0.0
-    misses = []
-    for q in queries:
-        ids = [h.doc_id for h in index.search(q["q"], limit=10)]
-        hit = [r for r in q["relevant"] if r in ids[:3]]
-        found += len(hit)
-        wanted += len(q["relevant"])
-        ranks = [ids.index(r) + 1 for r in q["relevant"] if r in ids]
-        reciprocal += 1.0 / min(ranks) if ranks else 0.0
-        if len(hit) < len(q["relevant"]):
-            misses.append(f"{q['q']} wants {q['relevant']} got {ids[:3]}")
-    recall = found / wanted
-    mrr = reciprocal / len(queries)
+    recall, mrr, misses = relevance.measure(
+        queries, lambda q: [h.doc_id for h in index.search(q, limit=10)])
     summary = (
         f"knowledge relevance: {len(entries)} entries, {len(queries)} queries "
         f"({paraphrased} worded unlike the titles): recall@3={recall:.3f} MRR={mrr:.3f}"
