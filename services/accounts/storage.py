@@ -8,8 +8,11 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
 from services.common.ids import new_id
 from services.common.mongo import count
+from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
+from services.common.timezones import DEFAULT_TIMEZONE
 
 PUBLIC_USER_FIELDS = ("username", "name", "role", "team_id", "phone", "timezone")
 
@@ -26,9 +29,10 @@ def public_user(doc: dict) -> dict:
 def user_settings(doc: dict) -> dict:
     stored = doc.get("settings") or {}
     return {
-        "escalate_after_minutes": stored.get("escalate_after_minutes", 10),
-        "birthday_lead_days": stored.get("birthday_lead_days", 2),
-        "timezone": doc.get("timezone") or "Asia/Shanghai",
+        "escalate_after_minutes": stored.get("escalate_after_minutes",
+                                             DEFAULT_ESCALATE_AFTER_MINUTES),
+        "birthday_lead_days": stored.get("birthday_lead_days", DEFAULT_BIRTHDAY_LEAD_DAYS),
+        "timezone": doc.get("timezone") or DEFAULT_TIMEZONE,
     }
 
 

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common import escalation
 from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES, MAX_ESCALATE_AFTER_MINUTES
+from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
 from services.common.timezones import DEFAULT_TIMEZONE
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "validate_timezone",
 ]
 
-DEFAULT_BIRTHDAY_LEAD_DAYS = 2
 #: Local wall-clock time at which birthday / anniversary reminders fire.
 FIRE_TIME = time(9, 0)
 #: A reminder more than a year ahead of the date it announces makes no sense.

@@ -93,7 +93,7 @@ def normalize_stages(stages: Iterable[Mapping[str, Any]] | None = None) -> list[
 
     Each item: ``stage`` (int percent 0..100, unique), ``label`` (non-empty),
     optional ``label_en``, ``probability`` (int percent or fraction; defaults to
-    the stage percent), ``active`` (bool; defaults to 25 <= stage <= 90).
+    the stage percent), ``active`` (bool; defaults to common.stages.default_active).
     ``None`` gives the default stages. Raises ``StageError`` naming the field.
     """
     if stages is None:
@@ -119,7 +119,7 @@ def normalize_stages(stages: Iterable[Mapping[str, Any]] | None = None) -> list[
         )
         active = raw.get("active")
         if active is None:
-            active = 25 <= stage <= 90
+            active = default_active(stage)
         elif not isinstance(active, bool):
             raise StageError("must be true or false", f"{where}.active")
         item: dict[str, Any] = {
