@@ -24,10 +24,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from services.common.clock import iso
-from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.money import MoneyError, fen_to_yuan, yuan_to_fen
 from services.common.principal import Principal
 from services.customers import normalize as norm
+from services.customers.errors import InvalidFields, NotAllowed, NotVisible
 
 _CJK_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{3,}")
 ACTIVE = "active"
@@ -53,7 +53,7 @@ COMMON_GRAMS = frozenset("""
 
 
 def _invalid(exc: norm.InvalidField):
-    return Invalid.fields({exc.field: exc.reason})
+    return InvalidFields.fields({exc.field: exc.reason})
 
 
 def valid_month_day(value: str | None, field: str = "birthday") -> str | None:
@@ -63,7 +63,7 @@ def valid_month_day(value: str | None, field: str = "birthday") -> str | None:
     month, _, day = value.partition("-")
     m, d = int(month), int(day)
     if not 1 <= m <= 12 or not 1 <= d <= calendar.monthrange(2000, m)[1]:
-        raise Invalid.fields({field: "is not a day of the year (MM-DD)"})
+        raise InvalidFields.fields({field: "is not a day of the year (MM-DD)"})
     return value
 
 
@@ -85,9 +85,9 @@ def money_to_fen(value, field: str = "expected_value") -> int:
     try:
         fen = yuan_to_fen(value, field)
     except MoneyError as exc:
-        raise Invalid.fields({field: exc.message}) from None
+        raise InvalidFields.fields({field: exc.message}) from None
     if fen > MAX_FEN:
-        raise Invalid.fields({field: "is too large"})
+        raise InvalidFields.fields({field: "is too large"})
     return fen
 
 
@@ -219,19 +219,19 @@ def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
     """404, not 403, for a customer the caller may not see: whether it
     exists is itself not his to learn (a duplicate check says who owns it)."""
     if customer is None or not may_see(actor, customer):
-        raise NotFound("not_found", "customer not found")
+        raise NotVisible("not_found", "customer not found")
     return customer
 
 
 def check_may_create(actor: Principal) -> None:
     if actor.role not in CREATOR_ROLES:
-        raise Forbidden("forbidden", "only reps and managers enter customers (they own them)")
+        raise NotAllowed("forbidden", "only reps and managers enter customers (they own them)")
 
 
 def check_may_follow_up(actor: Principal, customer: Mapping | None) -> Mapping:
     customer = check_visible(actor, customer)
     if not is_owner(actor, customer):
-        raise Forbidden("not_owner", "only the customer's owner writes its follow-ups")
+        raise NotAllowed("not_owner", "only the customer's owner writes its follow-ups")
     return customer
 
 
@@ -440,6 +440,6 @@ def normalize_shared_phone(raw: str) -> str:
     except norm.InvalidField as exc:
         raise _invalid(exc) from None
     if phone is None:
-        raise Invalid.fields({"phone": "is required"})
+        raise InvalidFields.fields({"phone": "is required"})
     return phone
 

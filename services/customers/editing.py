@@ -18,9 +18,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from services.common.errors import Conflict, Invalid, NotFound
 from services.common.ids import new_id
 from services.customers import domain, referrals, rules
+from services.customers.errors import InvalidFields, NotVisible, Refused
 
 VERSION_RETRIES = 20
 LOCK_TTL = timedelta(seconds=30)
@@ -42,7 +42,7 @@ class RecordEditor:
                 return
             except self.store.Locked:
                 if time.monotonic() > deadline:
-                    raise Conflict("busy", "the customer is being changed; try again") from None
+                    raise Refused("busy", "the customer is being changed; try again") from None
                 time.sleep(0.02)  # green: nameko runs under eventlet
 
     def update(self, customer_id: str, compute):
@@ -53,7 +53,7 @@ class RecordEditor:
         for _ in range(VERSION_RETRIES):
             customer = self.store.find_customer(self.db, customer_id)
             if customer is None:
-                raise NotFound("not_found", "customer not found")
+                raise NotVisible("not_found", "customer not found")
             fields = compute(customer)
             if fields is None:
                 return customer, None
@@ -61,17 +61,17 @@ class RecordEditor:
                                                  {**fields, "updated_at": self.clock.now()})
             if updated is not None:
                 return customer, updated
-        raise Conflict("busy", "the customer is changing too fast; try again")
+        raise Refused("busy", "the customer is changing too fast; try again")
 
     def check_referrer(self, customer_id: str, new_parent: str | None) -> None:
         if new_parent is None:
             return
         if not self.store.customer_exists(self.db, new_parent):
-            raise Invalid.fields({"changes.referred_by": "no such customer"})
+            raise InvalidFields.fields({"changes.referred_by": "no such customer"})
         refusal = referrals.referrer_refusal(
             customer_id, new_parent, lambda cid: self.store.referral_parent(self.db, cid))
         if refusal:
-            raise Invalid.fields({"changes.referred_by": refusal})
+            raise InvalidFields.fields({"changes.referred_by": refusal})
 
     def claim_keys_of(self, record: dict) -> list[str]:
         keys = domain.normalize_keys_input(record)
@@ -82,7 +82,7 @@ class RecordEditor:
         matches = domain.exact_matches(held, self.store.find_customers(self.db, ids),
                                        customer_id)
         if matches:
-            raise Conflict("duplicate_customer", domain.duplicate_message(matches),
+            raise Refused("duplicate_customer", domain.duplicate_message(matches),
                            {"matches": matches})
 
     def precheck_keys(self, customer: dict, diff: dict) -> None:
@@ -133,7 +133,7 @@ class RecordEditor:
                     if conflicts:
                         self.refuse_duplicate(customer_id, {
                             **self.store.holders(self.db, new_keys), **conflicts})
-                        raise Conflict("duplicate_customer", "a key is held by another customer")
+                        raise Refused("duplicate_customer", "a key is held by another customer")
                     fields["claim_keys"] = new_keys
                     if "company_name" in diff:
                         fields.update(rules.name_fields(after_record["company_name"]))
@@ -146,7 +146,7 @@ class RecordEditor:
                     if "company_name" in diff:
                         self.reindex_name(customer, updated)
                     return customer, updated, diff
-            raise Conflict("busy", "the customer is changing too fast; try again")
+            raise Refused("busy", "the customer is changing too fast; try again")
         finally:
             if claimed:  # gave up after taking new keys: give back what the record lacks
                 current = self.store.find_customer(self.db, customer_id) or {}

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import rpc
-
 from services.common.errors import Conflict, Invalid
 from services.common.events import event
 from services.common.ids import new_id
@@ -18,6 +16,7 @@ from services.common.validation import parse
 from services.customers import domain, listing, schemas, stages, storage
 from services.customers.entrypoints.alarms import AlarmRpc
 from services.customers.entrypoints.amendments import AmendmentRpc
+from services.customers.entrypoints.base import rpc
 from services.customers.entrypoints.disputes import DisputeRpc
 from services.customers.entrypoints.reports import ReportRpc
 from services.customers.entrypoints.stages import StageRpc

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.common.errors import Invalid
 from services.common.stages import DEFAULT_STAGES, default_active
+from services.customers.errors import InvalidFields
 
 MAX_STAGES = 20
 
@@ -35,19 +35,19 @@ def validate(items: list[Mapping]) -> list[dict]:
     label used twice (a UI picks stages by label) and more than MAX_STAGES.
     """
     if not items:
-        raise Invalid.fields({"stages": "define at least one stage"})
+        raise InvalidFields.fields({"stages": "define at least one stage"})
     if len(items) > MAX_STAGES:
-        raise Invalid.fields({"stages": f"at most {MAX_STAGES} stages"})
+        raise InvalidFields.fields({"stages": f"at most {MAX_STAGES} stages"})
     seen_stage: dict[int, int] = {}
     seen_label: dict[str, int] = {}
     out = []
     for i, item in enumerate(items):
         stage, label = item["stage"], item["label"]
         if stage in seen_stage:
-            raise Invalid.fields({f"{i}.stage": f"stage {stage} is defined twice "
+            raise InvalidFields.fields({f"{i}.stage": f"stage {stage} is defined twice "
                                                 f"(also item {seen_stage[stage]})"})
         if label in seen_label:
-            raise Invalid.fields({f"{i}.label": f"label {label} is used twice "
+            raise InvalidFields.fields({f"{i}.label": f"label {label} is used twice "
                                                 f"(also item {seen_label[label]})"})
         seen_stage[stage] = i
         seen_label[label] = i
@@ -72,7 +72,7 @@ def check_stage(stages: Iterable[Mapping], stage: int, field: str = "stage") -> 
     numbers = stage_numbers(stages)
     if stage not in numbers:
         listed = ", ".join(str(n) for n in numbers)
-        raise Invalid.fields({field: f"{stage} is not in the stage list ({listed})"})
+        raise InvalidFields.fields({field: f"{stage} is not in the stage list ({listed})"})
 
 
 def label_of(stages: Iterable[Mapping], stage: int | None) -> str | None:

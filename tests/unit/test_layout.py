@@ -139,3 +139,12 @@ def test_domains_stay_pure():
             if module.startswith(heavy):
                 wrong.append(f"{path.relative_to(ROOT)} imports {module}")
     assert wrong == []
+
+
+def test_the_customers_domain_raises_its_own_errors():
+    """Its rules say what went wrong; the entrypoints choose the RPC error."""
+    pure = [p for p in (ROOT / "services" / "customers").rglob("*.py")
+            if not {"entrypoints", "storage"} & set(p.parts) and p.name not in {
+                "service.py", "errors.py"}]
+    assert [str(p.relative_to(ROOT)) for p in pure
+            if "services.common.errors" in _imports(p)] == []

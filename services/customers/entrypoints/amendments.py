@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from nameko.rpc import rpc
-
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.principal import Principal
 from services.common.validation import parse
 from services.customers import rules, schemas, storage, views
-from services.customers.entrypoints.base import RecordRpc
+from services.customers.entrypoints.base import RecordRpc, rpc
+from services.customers.errors import InvalidFields, Refused
 
 APPLY_LEASE = timedelta(seconds=60)  # an approval that died mid-way frees the amendment
 
@@ -84,7 +83,7 @@ class AmendmentRpc(RecordRpc):
         customer_id = amendment["customer_id"]
         try:
             _, after, diff = self._editor().apply_changes(customer_id, amendment["changes"], amendment)
-        except (Invalid, Conflict) as exc:
+        except (InvalidFields, Refused, Conflict) as exc:  # Conflict: storage's "busy"
             if exc.code == "busy":
                 storage.finish_amendment(self.db, amendment_id, rules.AMENDMENT_APPLYING,
                                        {"status": rules.AMENDMENT_PENDING})

@@ -1,4 +1,5 @@
-"""What every record entrypoint shares: its dependencies, the audit append,
+"""What every customers entrypoint shares: `rpc` (domain errors mapped to RPC
+errors), the dependencies, the audit append,
 the OwnerChanged and CustomerAmended events, and the service layer
 (`editing.RecordEditor`) bound to this worker's database and clock.
 
@@ -13,9 +14,13 @@ from services.common.events import event
 from services.common.mongo import Mongo
 from services.common.principal import Principal
 from services.common.rpc import Rpc
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc_mapping
 from services.customers import domain, rules, storage
 from services.customers.editing import RecordEditor
+from services.customers.errors import CustomerError, to_rpc
+
+# nameko's rpc, with the customers domain's errors mapped to typed RPC errors
+rpc = rpc_mapping(CustomerError, to_rpc)
 
 
 class RecordRpc(ServiceBase):

@@ -3,14 +3,12 @@ by the decision power of each side's contact."""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common.errors import Conflict
 from services.common.events import event
 from services.common.principal import Principal
 from services.common.validation import parse
 from services.customers import rules, schemas, storage, views
-from services.customers.entrypoints.base import RecordRpc
+from services.customers.entrypoints.base import RecordRpc, rpc
 
 
 class DisputeRpc(RecordRpc):

@@ -3,13 +3,11 @@ integrity report per rep, and the deals export the forecast rebuilds from."""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common.errors import Forbidden
 from services.common.principal import Principal
 from services.common.validation import parse
 from services.customers import referrals, rules, schemas, storage, views
-from services.customers.entrypoints.base import RecordRpc
+from services.customers.entrypoints.base import RecordRpc, rpc
 
 EXPORT_MAX = 1000
 

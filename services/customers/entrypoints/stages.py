@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common.events import event
 from services.common.principal import Principal, require_admin
 from services.common.validation import parse
 from services.customers import rules, schemas, stages, storage
-from services.customers.entrypoints.base import RecordRpc
+from services.customers.entrypoints.base import RecordRpc, rpc
 
 
 class StageRpc(RecordRpc):

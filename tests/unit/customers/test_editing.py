@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from services.common.clock import FrozenClock
-from services.common.errors import Conflict, NotFound
 from services.customers import domain, editing, rules
+from services.customers.errors import NotVisible, Refused
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -142,7 +142,7 @@ def test_new_keys_are_claimed_before_the_write_and_old_ones_released_after(store
 
 
 def test_a_key_another_customer_holds_refuses_the_change_and_gives_back_what_it_took(store):
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(Refused) as refused:
         editor(store).apply_changes("c1", phone_changes("13800000009", "13800000002"))
     assert refused.value.code == "duplicate_customer"
     assert [m["customer_id"] for m in refused.value.details["matches"]] == ["c2"]
@@ -159,7 +159,7 @@ def test_nothing_to_change_writes_nothing(store):
 def test_a_record_another_edit_holds_answers_busy_and_leaves_the_lease(store, monkeypatch):
     monkeypatch.setattr(editing, "LOCK_WAIT_SECONDS", 0.05)
     store.locks["customer:c1"] = "someone else"
-    with pytest.raises(Conflict) as busy:
+    with pytest.raises(Refused) as busy:
         editor(store).apply_changes("c1", phone_changes("13800000009"))
     assert busy.value.code == "busy"
     assert store.locks == {"customer:c1": "someone else"}
@@ -176,7 +176,7 @@ def test_update_checks_the_rules_again_on_every_fresh_read(store):
 
     before, after = editor(store).update("c1", compute)
     assert seen == [1, 2] and after["stage"] == 50
-    with pytest.raises(NotFound):
+    with pytest.raises(NotVisible):
         editor(store).update("nobody", compute)
 
 

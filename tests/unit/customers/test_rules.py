@@ -2,8 +2,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.customers import rules as lc
+from services.customers.errors import (
+    CustomerError,
+    InvalidFields,
+    NotAllowed,
+    to_rpc,
+)
 from tests.unit.customers import people
 from tests.unit.customers.people import ADMIN, MANAGER, OTHER_MANAGER, REP, REP2
 
@@ -17,10 +22,12 @@ POOLED = {**CUSTOMER, "_id": "c2", "owner_id": None, "team_id": None, "status": 
 
 
 def code(fn, *args):
+    """What the client gets: the status and code the entrypoint maps to."""
     try:
         fn(*args)
-    except (Forbidden, NotFound, Conflict, Invalid) as exc:
-        return exc.status, exc.code
+    except CustomerError as exc:
+        answer = to_rpc(exc)
+        return answer.status, answer.code
     return 200, None
 
 
@@ -104,9 +111,9 @@ def test_diff_keeps_only_real_changes():
     assert lc.before_after(changes) == (
         {"phones": ["+8675583216666"], "expected_value_fen": 5000000},
         {"phones": ["+8675583216666", "+8613800138000"], "expected_value_fen": 8000000})
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         lc.require_changes(lc.diff(CUSTOMER, {"company_name": CUSTOMER["company_name"]}))
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.diff(CUSTOMER, {"owner_id": "rep-li"})
     assert err.value.details["fields"] == {"changes.owner_id": "cannot be changed here"}
 
@@ -151,7 +158,7 @@ LI = {"id": "rep-li", "role": "rep", "team_id": "team-south"}
     (MANAGER, "give_up", None, None, "decision"),
 ])
 def test_bad_alarm_resolutions_name_the_field(who, decision, new_owner_id, user, field):
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.check_alarm_resolution(who, ALARM, decision, "real", new_owner_id, user)
     assert list(err.value.details["fields"]) == [field]
 
@@ -163,7 +170,7 @@ def test_good_alarm_resolutions():
     # an admin may hand it to any team's rep
     lc.check_alarm_resolution(ADMIN, ALARM, "reassign", "real", "rep-zhao",
                               {"id": "rep-zhao", "role": "rep", "team_id": "team-north"})
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         lc.check_alarm_resolution(MANAGER, ALARM, "continue", "maybe", None, None)
 
 
@@ -263,13 +270,13 @@ def test_decision_power_decides_the_dispute():
     assert lc.dispute_rule_winner(3, 3) is None
     # the claimant's 总经理 (5) beats the owner's 采购总监 (3)
     assert lc.check_dispute_decision(DISPUTE, 3, 5, "rep-li") == "claimant"
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.check_dispute_decision(DISPUTE, 3, 5, "rep-zhang")
     assert "claimant wins" in err.value.details["fields"]["winner_id"]
     # a tie is the manager's call
     assert lc.check_dispute_decision(DISPUTE, 3, 3, "rep-zhang") == "owner"
     assert lc.check_dispute_decision(DISPUTE, 3, 3, "rep-li") == "claimant"
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         lc.check_dispute_decision(DISPUTE, 3, 3, "rep-zhao")
 
 
@@ -291,7 +298,7 @@ def test_integrity_rows():
 def test_report_scope():
     assert lc.report_scope(ADMIN) is None
     assert lc.report_scope(MANAGER) == "team-south"
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         lc.report_scope(OWNER)
 
 
@@ -325,7 +332,7 @@ def test_changes_are_normalized_as_create_normalizes():
     ({"expected_value": 1.234}, "changes.expected_value"),
 ])
 def test_bad_changes_name_the_field(changes, field):
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.normalize_changes(changes)
     assert list(err.value.details["fields"]) == [field]
 
