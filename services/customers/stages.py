@@ -74,9 +74,3 @@ def check_stage(stages: Iterable[Mapping], stage: int, field: str = "stage") -> 
         listed = ", ".join(str(n) for n in numbers)
         raise InvalidFields.fields({field: f"{stage} is not in the stage list ({listed})"})
 
-
-def label_of(stages: Iterable[Mapping], stage: int | None) -> str | None:
-    for s in stages:
-        if s["stage"] == stage:
-            return s["label"]
-    return None

@@ -40,7 +40,6 @@ from services.customers.storage.audit import (  # noqa: F401
     AUDIT_APPEND_ATTEMPTS,
     append_audit,
     audit_entries,
-    audit_head,
     audit_trail,
     start_audit,
 )

@@ -80,8 +80,6 @@ def start_audit(db: Database, customer_id: str, actor: dict | None, action: str,
     return entry
 
 
-def audit_head(db: Database, customer_id: str) -> dict | None:
-    return db.audit_heads.find_one({"_id": customer_id})
 
 
 def audit_entries(db: Database, customer_id: str) -> list[dict]:
