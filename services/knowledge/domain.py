@@ -1,8 +1,7 @@
 """Knowledge rules as plain functions: who may do what, votes, the usefulness
-score, edit history, drafts from difficulty alarms with the customer masked,
-and the API shapes. No I/O.
+score, edit history and the API shapes (drafts from alarms: drafts.py). No I/O.
 
-Decisions (also in the report of issue 6):
+Decisions:
 - Anyone signed in reads and writes knowledge: it is the team's shared
   experience. Only the author edits his text (PATCH); every earlier version
   is kept in the document's ``history`` and shown by GET .../history.
@@ -23,12 +22,6 @@ Decisions (also in the report of issue 6):
   otherwise outweigh the accepted answer), then by usefulness.
 - A ``customer_id`` is stored as given and shown only to the author: nobody
   learns from the knowledge base which customer a colleague asked about.
-- Drafts from ``AlarmResolved`` (with a note) belong to the alarm's rep: the
-  reason becomes the question, the manager's note the answer, with the
-  company's name (and its short forms), phone numbers, e-mails and credit
-  codes masked. Draft edits keep no history (the unmasked residue a rep
-  removes must not survive); publishing makes version 1 and the note the
-  accepted answer.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Drafts from resolved alarms: when a manager resolves a difficulty alarm,
 its reason and resolution become a private draft question with an answer for
 the rep, the customer masked (company name, its short forms, contacts), which
-the rep may publish to the knowledge base or discard. Pure."""
+the rep may publish to the knowledge base or discard. Draft edits keep no
+history (the unmasked residue a rep removes must not survive); publishing
+makes version 1 and the note the accepted answer. Pure."""
 
 from __future__ import annotations
 
