@@ -1,4 +1,4 @@
-"""Figures for the pure knowledge-search domain (services/knowledge/search.py).
+"""Figures for the pure knowledge-search domain (services/knowledge/search/).
 
     python -m bench.knowledge_search_domain [--sizes 1000,100000] [--queries 400]
 

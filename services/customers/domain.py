@@ -1,7 +1,7 @@
 """Customer rules as plain functions: input normalization, duplicate-guard keys,
 who sees what, the shape of matches and of what leaves the service.
 
-No I/O here. The normalizers themselves live in `normalize.py`; this module
+No I/O here. The normalizers themselves live in `normalize/`; this module
 turns a request into normalized fields and claim keys, and stored documents
 into API and event shapes.
 
