@@ -24,9 +24,9 @@ import time
 import requests
 
 from bench.harness import CpuMeter, measure, rss_mb, service_pids
-from services.common.auth import Principal
 from services.common.clock import now as clock_now
 from services.common.ids import new_id
+from services.common.principal import Principal
 from services.customers import domain, storage
 from services.customers import normalize as norm
 

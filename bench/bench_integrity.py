@@ -13,8 +13,8 @@ import time
 from datetime import timedelta
 
 from bench.harness import measure
-from services.common.auth import Principal
 from services.common.ids import new_id
+from services.common.principal import Principal
 from services.customers import audit, domain
 
 AUDIT_ENTRIES = 10_000

@@ -34,9 +34,9 @@ import time
 
 from bench.harness import measure, rss_mb, service_pids
 from bench.knowledge_search_domain import sentence_bank
-from services.common.auth import Principal
 from services.common.clock import now as clock_now
 from services.common.ids import new_id
+from services.common.principal import Principal
 from services.knowledge import domain, search, storage
 from services.knowledge.engine import Engine, forward_row
 

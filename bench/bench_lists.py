@@ -40,9 +40,9 @@ from datetime import timedelta
 
 from bench.bench_customers import Generator
 from bench.harness import CpuMeter, measure
-from services.common.auth import Principal
 from services.common.clock import now as clock_now
 from services.common.ids import new_id
+from services.common.principal import Principal
 from services.customers import audit, domain
 from services.customers import storage as customer_storage
 from services.notify import storage as notify_storage

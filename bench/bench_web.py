@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.bench_customers import Generator, load
-from services.common.auth import Principal
+from services.common.principal import Principal
 from tests.web.conftest import CHROMIUM_ARGS, LAPTOP, chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Figures for the pure knowledge-search domain (services/knowledge/search.py).
+"""Figures for the pure knowledge-search domain (services/knowledge/search/).
 
     python -m bench.knowledge_search_domain [--sizes 1000,100000] [--queries 400]
 
@@ -34,6 +34,7 @@ CORPUS = ROOT / "tests" / "unit" / "knowledge" / "relevance_corpus.json"
 sys.path.insert(0, str(ROOT))
 
 from services.knowledge import search  # noqa: E402
+from tests.unit.knowledge import reference_index  # noqa: E402
 
 _LOAD_SNIPPET = (
     "import time; t = time.perf_counter(); "
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     rnd = random.Random(11)
     for size in sizes:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        index = search.InMemoryIndex()
+        index = reference_index.InMemoryIndex()
         t = time.perf_counter()
         for d in synthetic_docs(size, sentences, queries):
             index.add(d)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             index.search(q, limit=10)
             timings.append((time.perf_counter() - t) * 1000)
-            vocab = search.query_vocabulary(search.parse_query(q))
+            vocab = reference_index.query_vocabulary(search.parse_query(q))
             touched.append(sum(len(index._postings.get(v, ())) for v in vocab))
         print(f"  InMemoryIndex {size:>7,} docs: build {build:.1f} s, +{rss:,.0f} MB peak RSS, "
               f"{len(index._postings):,} terms; search p50 {pct(timings, 50):.1f} ms, "

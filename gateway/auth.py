@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from services.common import config
-from services.common.auth import Principal, TokenError, verify_token
+from services.common.auth import TokenError, verify_token
 from services.common.clock import now
 from services.common.errors import Unauthenticated
+from services.common.principal import Principal
 
 
 def authenticate(request) -> Principal:
@@ -15,8 +16,12 @@ def authenticate(request) -> Principal:
         raise Unauthenticated("unauthenticated", "sign in first: the Authorization header is missing")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("invalid_token", "the Authorization header must be 'Bearer <token>'")
+    return principal_of(token.strip())
+
+
+def principal_of(token: str) -> Principal:
+    """The verified caller of a token; 401 `token_expired` or `invalid_token`."""
     try:
-        return verify_token(token.strip(), config.require("JWT_SECRET"), now())
+        return verify_token(token, config.require("JWT_SECRET"), now())
     except TokenError as exc:
-        code = "token_expired" if "expired" in str(exc) else "invalid_token"
-        raise Unauthenticated(code, str(exc)) from None
+        raise Unauthenticated(exc.code, str(exc)) from None

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.web import WebApp
 from services.common import config
 from services.common.errors import BadRequest, CrmError, Forbidden, Invalid
-from services.common.validation import field_errors
+from services.common.validation import field_errors, parse
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ _PARAM = re.compile(r"\{(\w+)\}")
 class Call:
     """What a route handler receives about the request besides its body."""
 
-    user: object  # services.common.auth.Principal, or None on public routes
+    user: object  # services.common.principal.Principal, or None on public routes
     request: Request
 
     @property
@@ -182,18 +182,16 @@ def read_body(request: Request) -> bytes:
 
 
 def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
-    raw = read_body(request)
-    if not raw.strip():
-        raise BadRequest("malformed_json", "a JSON body is required")
+    return parse(model, read_body(request))
+
+
+def body_text(request: Request) -> str:
+    """The raw JSON body for a service that validates it itself (after it
+    checked who may call)."""
     try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise BadRequest("malformed_json", "the body is not valid JSON") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-            raise BadRequest("malformed_json", "the body must be a JSON object") from None
-        raise Invalid.fields(field_errors(exc)) from None
+        return read_body(request).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("malformed_json", "the body is not valid JSON") from None
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:

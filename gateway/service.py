@@ -9,9 +9,10 @@ from gateway.http import Call, json_response, route
 from gateway.routes.accounts import AccountsRoutes
 from gateway.routes.customers import CustomersRoutes
 from gateway.routes.forecast import ForecastRoutes
-from gateway.routes.integrity import IntegrityRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
+from gateway.routes.records import RecordRoutes
 from gateway.routes.schedule import ScheduleRoutes
+from gateway.routes.stream import StreamRoutes
 from gateway.rpc import TimedRpc
 from services.common.auth import TokenSecret
 
@@ -21,8 +22,8 @@ SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "foreca
 HEALTH_TIMEOUT_SECONDS = 3
 
 
-class GatewayService(AccountsRoutes, CustomersRoutes, IntegrityRoutes, ScheduleRoutes,
-                     KnowledgeRoutes, ForecastRoutes):
+class GatewayService(AccountsRoutes, CustomersRoutes, RecordRoutes, ScheduleRoutes,
+                     StreamRoutes, KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
     token_secret = TokenSecret()  # checked at start; routes verify with config's
 

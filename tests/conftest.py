@@ -11,6 +11,7 @@ import nameko  # noqa: E402
 import pytest  # noqa: E402
 
 from services.common import config as crm_config  # noqa: E402
+from services.common import rpc as _crm_rpc  # noqa: E402, F401 (typed errors cross RPC)
 
 # The stack and its users (loaded here so tests/e2e and tests/web share one).
 pytest_plugins = ["tests.stack_fixtures"]

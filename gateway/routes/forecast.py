@@ -1,5 +1,5 @@
 """Routes of the forecast part of API.md (GET/PUT /api/stages are the
-customers service's, in routes/integrity.py)."""
+customers service's, in routes/records.py)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.common.auth import Principal
 from services.common.errors import Forbidden, Invalid
+from services.common.principal import Principal
 
 MAX_LOCK_SECONDS = 15 * 60
 
@@ -34,10 +34,6 @@ def user_list_scope(actor: Principal) -> dict:
     raise Forbidden("forbidden", "only managers and admins list users")
 
 
-def may_see_user(actor: Principal, user: dict) -> bool:
-    if actor.role == "admin" or actor.id == user["id"]:
-        return True
-    return actor.role == "manager" and user.get("team_id") == actor.team_id
 
 
 def lock_seconds(consecutive_failures: int, free_failures: int) -> int:

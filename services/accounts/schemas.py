@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
+from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
 from services.common.schemas import DEFAULT_TIMEZONE, Id, Name, Phone, Strict, Timezone
 
 Role = Literal["rep", "manager", "admin"]
@@ -35,8 +37,6 @@ class UserIn(Strict):
     timezone: Timezone = DEFAULT_TIMEZONE
 
 
-DEFAULT_ESCALATE_AFTER_MINUTES = 10
-DEFAULT_BIRTHDAY_LEAD_DAYS = 2
 
 
 class SettingsIn(Strict):

@@ -20,18 +20,18 @@ from services.common.auth import (
     needs_rehash,
     verify_password,
 )
-from services.common.clock import Clock
 from services.common.clock import now as clock_now
 from services.common.errors import (
     Conflict,
-    Forbidden,
     Invalid,
     NotFound,
     TooManyRequests,
     Unauthenticated,
 )
-from services.common.events import Dispatcher, event
+from services.common.events import event
 from services.common.mongo import Mongo
+from services.common.principal import require_admin
+from services.common.service import ServiceBase
 from services.common.validation import parse
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,11 @@ def _too_many(wait: float) -> TooManyRequests:
                            {"retry_after_seconds": int(wait) + 1})
 
 
-class AccountsService:
+class AccountsService(ServiceBase):
     name = "accounts"
 
     db = Mongo(_setup)
-    clock = Clock()
-    dispatch = Dispatcher()
     token_secret = TokenSecret()
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     @rpc
     def echo(self, value=None):
@@ -131,8 +124,7 @@ class AccountsService:
     @rpc
     def create_team(self, actor, body):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin creates teams")
+        require_admin(actor, "creates teams")
         data = parse(schemas.TeamIn, body)
         team = storage.insert_team(self.db, data.name, self.clock.now())
         return {"id": team["_id"], "name": team["name"]}
@@ -175,6 +167,18 @@ class AccountsService:
         scope = domain.user_list_scope(actor)
         docs, total = storage.list_users(self.db, scope, (page - 1) * page_size, page_size)
         return {"items": [storage.public_user(d) for d in docs], "total": total}
+
+    @rpc
+    def users_in_scope(self, actor):
+        """Every user `actor` may list, in one answer (the integrity report)."""
+        scope = domain.user_list_scope(Principal.of(actor))
+        return [storage.public_user(d) for d in storage.all_users(self.db, scope)]
+
+    @rpc
+    def team_managers(self, team_ids):
+        """The managers of these teams (who hears of an alarm or a dispute)."""
+        ids = sorted({t for t in team_ids if t})
+        return [storage.public_user(d) for d in storage.team_managers(self.db, ids)] if ids else []
 
     @rpc
     def get_users(self, ids):

@@ -8,8 +8,11 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
 from services.common.ids import new_id
 from services.common.mongo import count
+from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
+from services.common.timezones import DEFAULT_TIMEZONE
 
 PUBLIC_USER_FIELDS = ("username", "name", "role", "team_id", "phone", "timezone")
 
@@ -26,9 +29,10 @@ def public_user(doc: dict) -> dict:
 def user_settings(doc: dict) -> dict:
     stored = doc.get("settings") or {}
     return {
-        "escalate_after_minutes": stored.get("escalate_after_minutes", 10),
-        "birthday_lead_days": stored.get("birthday_lead_days", 2),
-        "timezone": doc.get("timezone") or "Asia/Shanghai",
+        "escalate_after_minutes": stored.get("escalate_after_minutes",
+                                             DEFAULT_ESCALATE_AFTER_MINUTES),
+        "birthday_lead_days": stored.get("birthday_lead_days", DEFAULT_BIRTHDAY_LEAD_DAYS),
+        "timezone": doc.get("timezone") or DEFAULT_TIMEZONE,
     }
 
 
@@ -83,6 +87,23 @@ def list_users(db: Database, scope: dict, skip: int, limit: int) -> tuple[list[d
     total = count(db.users, scope)
     docs = list(db.users.find(scope).sort("_id", ASCENDING).skip(skip).limit(limit))
     return docs, total
+
+
+def all_users(db: Database, scope: dict, batch: int = 100) -> list[dict]:
+    """Every user of a scope, a page of `batch` at a time by _id (each page
+    one bounded index range)."""
+    out: list[dict] = []
+    while True:
+        query = {**scope, "_id": {"$gt": out[-1]["_id"]}} if out else scope
+        docs = list(db.users.find(query).sort("_id", ASCENDING).limit(batch))
+        out.extend(docs)
+        if len(docs) < batch:
+            return out
+
+
+def team_managers(db: Database, team_ids: list[str]) -> list[dict]:
+    return list(db.users.find({"team_id": {"$in": team_ids}, "role": "manager"})
+                .sort("_id", ASCENDING))
 
 
 def record_failure(db: Database, user_id: str) -> int:

@@ -7,7 +7,6 @@ without a round trip, on every request.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
@@ -16,10 +15,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from nameko.extensions import DependencyProvider
 
 from services.common import config
+from services.common.principal import ROLES, Principal  # noqa: F401 (Principal: re-exported)
 
 ALGORITHM = "HS256"
 ISSUER = "salescrm"
-ROLES = ("rep", "manager", "admin")
 CLOCK_SKEW_SECONDS = 60
 MIN_SECRET_BYTES = 32
 
@@ -46,39 +45,14 @@ def needs_rehash(password_hash: str) -> bool:
 DUMMY_HASH = _hasher.hash("not-a-password-" + uuid.uuid4().hex)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: what the gateway knows from a verified token."""
-
-    id: str
-    role: str
-    team_id: str | None
-    name: str = ""
-    username: str = ""
-
-    @classmethod
-    def of(cls, data: dict) -> Principal:
-        """The actor a gateway passes over RPC (extra keys are ignored)."""
-        return cls(
-            id=data["id"],
-            role=data["role"],
-            team_id=data.get("team_id"),
-            name=data.get("name", ""),
-            username=data.get("username", ""),
-        )
-
-    def as_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "role": self.role,
-            "team_id": self.team_id,
-            "name": self.name,
-            "username": self.username,
-        }
-
-
 class TokenError(Exception):
-    """The token is missing, malformed, tampered with or expired."""
+    """The token is missing, malformed or tampered with."""
+
+    code = "invalid_token"
+
+
+class TokenExpired(TokenError):
+    code = "token_expired"
 
 
 def check_secret(secret: str) -> str:
@@ -129,15 +103,9 @@ def verify_token(token: str, secret: str, now: datetime) -> Principal:
         raise TokenError(f"invalid token: {exc.__class__.__name__}") from None
     # Time is checked against the injectable clock, not the wall clock.
     if int(now.timestamp()) >= int(claims["exp"]):
-        raise TokenError("token expired")
+        raise TokenExpired("token expired")
     if int(claims["iat"]) > int(now.timestamp()) + CLOCK_SKEW_SECONDS:
         raise TokenError("invalid token: issued in the future")
     if claims.get("role") not in ROLES:
         raise TokenError("invalid token: unknown role")
-    return Principal(
-        id=claims["sub"],
-        role=claims["role"],
-        team_id=claims.get("team_id"),
-        name=claims.get("name", ""),
-        username=claims.get("username", ""),
-    )
+    return Principal.of({**claims, "id": claims["sub"]})

@@ -34,3 +34,9 @@ def require(key: str) -> str:
 
 def db_name(service_name: str) -> str:
     return f"{get('MONGO_DB_PREFIX') or ''}{service_name}"
+
+
+def setting(key: str, default):
+    """A tunable (interval, batch size, lease): `default` when unset or empty."""
+    value = nameko.config.get(key, default)
+    return default if value in (None, "") else value

@@ -1,15 +1,14 @@
 """Typed errors that cross RPC intact and that the gateway maps to HTTP.
 
-Each is registered with nameko's deserializer, so a `Conflict` raised in the
-customers service arrives in the gateway as a `Conflict`, not a RemoteError.
-Arguments stay JSON-serializable: (code, message, details).
+`services.common.rpc` registers each with nameko's deserializer, so a
+`Conflict` raised in the customers service arrives in the gateway as a
+`Conflict`, not a RemoteError; this module stays pure (no nameko) so that
+domains can raise them. Arguments stay JSON-serializable: (code, message, details).
 """
 
 from __future__ import annotations
 
 import json
-
-from nameko.exceptions import deserialize_to_instance
 
 
 class CrmError(Exception):
@@ -30,32 +29,26 @@ class CrmError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
-@deserialize_to_instance
 class BadRequest(CrmError):
     status = 400
 
 
-@deserialize_to_instance
 class Unauthenticated(CrmError):
     status = 401
 
 
-@deserialize_to_instance
 class Forbidden(CrmError):
     status = 403
 
 
-@deserialize_to_instance
 class NotFound(CrmError):
     status = 404
 
 
-@deserialize_to_instance
 class Conflict(CrmError):
     status = 409
 
 
-@deserialize_to_instance
 class Invalid(CrmError):
     """422: fields that parse but break a rule; `fields` says why per field."""
 
@@ -69,6 +62,8 @@ class Invalid(CrmError):
         return cls("invalid_fields", message, {"fields": fields})
 
 
-@deserialize_to_instance
 class TooManyRequests(CrmError):
     status = 429
+
+
+ERRORS = (BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, Invalid, TooManyRequests)

@@ -24,7 +24,10 @@ from nameko import rpc as nameko_rpc
 from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Client, ServiceRpc
 
-from services.common.errors import CrmError
+from services.common.errors import ERRORS, CrmError
+
+for _error in ERRORS:  # they cross RPC as themselves (see errors.py)
+    deserialize_to_instance(_error)
 
 
 @deserialize_to_instance

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+from services.common.timezones import DEFAULT_TIMEZONE  # noqa: F401 (re-used by schemas)
 
 
 class Strict(BaseModel):

@@ -26,13 +26,22 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def parse(model: type[M], data) -> M:
-    """Validate already-decoded JSON data with JSON semantics (as the gateway
-    does on the raw body), so RPC callers and HTTP clients meet one rule set."""
+    """Validate a JSON body (str or bytes, as it came over HTTP) or already
+    decoded JSON data, with JSON semantics, so RPC callers and HTTP clients
+    meet one rule set: 400 malformed_json for what is not a JSON object, 422
+    naming the fields for what breaks the schema."""
+    if isinstance(data, (bytes, str)):
+        if not data.strip():
+            raise BadRequest("malformed_json", "a JSON body is required")
+        raw = data
+    else:
+        raw = json.dumps(data, ensure_ascii=False)
     try:
-        if isinstance(data, (bytes, str)):
-            return model.model_validate_json(data)
-        return model.model_validate_json(json.dumps(data, ensure_ascii=False))
+        return model.model_validate_json(raw)
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
             raise BadRequest("malformed_json", "the body is not valid JSON") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+            raise BadRequest("malformed_json", "the body must be a JSON object") from None
         raise Invalid.fields(field_errors(exc)) from None

@@ -1,7 +1,7 @@
 """Customer rules as plain functions: input normalization, duplicate-guard keys,
 who sees what, the shape of matches and of what leaves the service.
 
-No I/O here. The normalizers themselves live in `normalize.py`; this module
+No I/O here. The normalizers themselves live in `normalize/`; this module
 turns a request into normalized fields and claim keys, and stored documents
 into API and event shapes.
 
@@ -11,7 +11,7 @@ Claim keys (strings, stored in the customer's `claim_keys`):
   plain keys, one unique document each in the `claims` collection;
 * ``name:<core>@<region>`` (``name:腾讯计算机系统@广东/深圳``, or
   ``name:小米科技@`` without a region) — a claim in the append-only log of
-  the stream ``name:<core>`` (see normalize.claim_keys_for_name), because
+  the stream ``name:<core>`` (see normalize.name_claims), because
   the region rule ("compared only when both names have one") is not a plain
   equality. A core is letters and digits only, so ``@`` cannot occur in it.
 """
@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from services.common.auth import Principal
 from services.common.clock import iso
-from services.common.errors import Forbidden, Invalid, NotFound
+from services.common.money import MoneyError, fen_to_yuan, yuan_to_fen
+from services.common.principal import Principal
 from services.customers import normalize as norm
-from services.forecast.domain import MoneyError, fen_to_yuan, yuan_to_fen
+from services.customers.errors import InvalidFields, NotAllowed, NotVisible
 
 _CJK_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{3,}")
 ACTIVE = "active"
@@ -53,7 +53,7 @@ COMMON_GRAMS = frozenset("""
 
 
 def _invalid(exc: norm.InvalidField):
-    return Invalid.fields({exc.field: exc.reason})
+    return InvalidFields.fields({exc.field: exc.reason})
 
 
 def valid_month_day(value: str | None, field: str = "birthday") -> str | None:
@@ -63,7 +63,7 @@ def valid_month_day(value: str | None, field: str = "birthday") -> str | None:
     month, _, day = value.partition("-")
     m, d = int(month), int(day)
     if not 1 <= m <= 12 or not 1 <= d <= calendar.monthrange(2000, m)[1]:
-        raise Invalid.fields({field: "is not a day of the year (MM-DD)"})
+        raise InvalidFields.fields({field: "is not a day of the year (MM-DD)"})
     return value
 
 
@@ -85,9 +85,9 @@ def money_to_fen(value, field: str = "expected_value") -> int:
     try:
         fen = yuan_to_fen(value, field)
     except MoneyError as exc:
-        raise Invalid.fields({field: exc.message}) from None
+        raise InvalidFields.fields({field: exc.message}) from None
     if fen > MAX_FEN:
-        raise Invalid.fields({field: "is too large"})
+        raise InvalidFields.fields({field: "is too large"})
     return fen
 
 
@@ -209,99 +209,30 @@ def may_see(actor: Principal, customer: Mapping) -> bool:
     customer (公海) is public: nobody could claim it otherwise."""
     if actor.role == "admin" or customer.get("status") == POOL:
         return True
-    if actor.role == "manager":
-        return actor.team_id is not None and customer.get("team_id") == actor.team_id
-    return is_owner(actor, customer)
+    if is_owner(actor, customer):
+        return True
+    return (actor.role == "manager" and actor.team_id is not None
+            and customer.get("team_id") == actor.team_id)
 
 
 def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
     """404, not 403, for a customer the caller may not see: whether it
     exists is itself not his to learn (a duplicate check says who owns it)."""
     if customer is None or not may_see(actor, customer):
-        raise NotFound("not_found", "customer not found")
+        raise NotVisible("not_found", "customer not found")
     return customer
 
 
 def check_may_create(actor: Principal) -> None:
     if actor.role not in CREATOR_ROLES:
-        raise Forbidden("forbidden", "only reps and managers enter customers (they own them)")
+        raise NotAllowed("forbidden", "only reps and managers enter customers (they own them)")
 
 
 def check_may_follow_up(actor: Principal, customer: Mapping | None) -> Mapping:
     customer = check_visible(actor, customer)
     if not is_owner(actor, customer):
-        raise Forbidden("not_owner", "only the customer's owner writes its follow-ups")
+        raise NotAllowed("not_owner", "only the customer's owner writes its follow-ups")
     return customer
-
-
-def list_filter(actor: Principal, status: str | None = None, stage: int | None = None,
-                owner_id: str | None = None) -> dict:
-    """The MongoDB filter of GET /api/customers: the caller's scope, then the
-    asked filters (which can narrow the scope, never widen it)."""
-    if status == POOL:
-        scope: dict = {"status": POOL}  # the public pool: everyone may browse it
-    elif actor.role == "admin":
-        scope = {}
-    elif actor.role == "manager":
-        scope = {"team_id": actor.team_id}
-    else:
-        scope = {"owner_id": actor.id}
-    f = dict(scope)
-    if status is not None:
-        f["status"] = status
-    if stage is not None:
-        f["stage"] = stage
-    if owner_id is not None:
-        if "owner_id" in f and f["owner_id"] != owner_id:
-            return {"_id": {"$in": []}}  # a rep asking for someone else's: nothing
-        f["owner_id"] = owner_id
-    # An owned customer is active, and a pool customer has no owner and no
-    # team (lifecycle): within an owner's or a team's customers, "active"
-    # selects them all and "pool" none. Left out, the filter is one an
-    # index counts exactly.
-    if f.get("owner_id") is not None or f.get("team_id") is not None:
-        if f.get("status") == ACTIVE:
-            del f["status"]
-        elif f.get("status") == POOL:
-            return {"_id": {"$in": []}}
-    return f
-
-
-def query_terms(q: str | None) -> dict:
-    """What ?q= searches: a phone number, a credit code, or name grams (all
-    must occur) plus the plain text for short queries."""
-    if not q:
-        return {}
-    text = q.strip()
-    try:
-        phone = norm.normalize_phone(text)
-    except norm.InvalidField:
-        phone = None
-    if phone:
-        return {"phones": phone}
-    try:
-        code = norm.normalize_credit_code(text)
-    except norm.InvalidField:
-        code = None
-    if code:
-        return {"credit_code": code}
-    try:
-        core = norm.normalize_company_name(text).core
-    except norm.InvalidField:
-        return {"_id": {"$in": []}}
-    grams = norm.name_search_grams(core)
-    if grams and all(len(g) == (2 if _is_cjk(g[0]) else 3) for g in grams):
-        return {"name_grams": {"$all": grams[:8]}}
-    # a run too short to be a stored gram (腾, ab): plain text within the scope
-    return {"name_core": {"$regex": _regex_escape(core)}}
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
-def _regex_escape(text: str) -> str:
-    return re.escape(text)
 
 
 # ---------------------------------------------------------------- shapes
@@ -509,6 +440,6 @@ def normalize_shared_phone(raw: str) -> str:
     except norm.InvalidField as exc:
         raise _invalid(exc) from None
     if phone is None:
-        raise Invalid.fields({"phone": "is required"})
+        raise InvalidFields.fields({"phone": "is required"})
     return phone
 

@@ -1,39 +1,35 @@
-"""customers: customers, the duplicate guard (撞单), follow-ups, and (through
-IntegrityRpc) the customer lifecycle; see ARCHITECTURE.md "Services"."""
+"""customers: entering customers through the duplicate guard (撞单), the list,
+follow-ups; the record's later life (amendments, stages, alarms, disputes,
+reports) comes from the entrypoint mixins in `entrypoints/`."""
 
 from __future__ import annotations
 
 import logging
 
-from nameko.rpc import rpc
-
-from services.common.auth import Principal
-from services.common.clock import Clock
-from services.common.errors import Conflict, Forbidden, Invalid
-from services.common.events import Dispatcher, event
+from services.common.errors import Conflict, Invalid
+from services.common.events import event
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal, require_admin
 from services.common.schemas import CursorPage
 from services.common.validation import parse
-from services.customers import domain, schemas, stages, storage
-from services.customers.integrity import IntegrityRpc
+from services.customers import domain, listing, schemas, stages, storage
+from services.customers.entrypoints.alarms import AlarmRpc
+from services.customers.entrypoints.amendments import AmendmentRpc
+from services.customers.entrypoints.base import rpc
+from services.customers.entrypoints.disputes import DisputeRpc
+from services.customers.entrypoints.reports import ReportRpc
+from services.customers.entrypoints.stages import StageRpc
 
 log = logging.getLogger(__name__)
 
 CLAIM_ROUNDS = 3
 
 
-class CustomersService(IntegrityRpc):
+class CustomersService(AmendmentRpc, StageRpc, AlarmRpc, DisputeRpc, ReportRpc):
     name = "customers"
 
     db = Mongo(storage.ensure_indexes)
-    clock = Clock()
-    dispatch = Dispatcher()
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------ duplicate guard
 
@@ -63,10 +59,7 @@ class CustomersService(IntegrityRpc):
         return {"available": not matches, "matches": matches, "similar": similar}
 
     def _stage_list(self) -> list[dict]:
-        # The lifecycle mixin owns the editable stage list; until it offers one
-        # the defaults apply.
-        current = getattr(self, "current_stages", None)
-        return current() if callable(current) else stages.default_stages()
+        return self.current_stages()
 
     @rpc
     def create(self, actor, body):
@@ -125,8 +118,8 @@ class CustomersService(IntegrityRpc):
     def list_customers(self, actor, query):
         actor = Principal.of(actor)
         q = parse(schemas.CustomerQuery, query)
-        flt = domain.list_filter(actor, q.status, q.stage, q.owner_id)
-        flt.update(domain.query_terms(q.q))
+        flt = listing.list_filter(actor, q.status, q.stage, q.owner_id)
+        flt.update(listing.query_terms(q.q))
         docs, total, more = storage.list_customers(self.db, flt, q.skip, q.page_size, q.after)
         return {"items": [domain.public_customer(d) for d in docs], "total": total,
                 "next": docs[-1]["_id"] if more else None}
@@ -162,8 +155,7 @@ class CustomersService(IntegrityRpc):
     @rpc
     def mark_shared_phone(self, actor, body):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin marks a phone number as shared")
+        require_admin(actor, "marks a phone number as shared")
         data = parse(schemas.SharedPhoneIn, body)
         phone = domain.normalize_shared_phone(data.phone)
         doc, released = storage.mark_shared_phone(self.db, phone, data.note, actor.as_dict(),

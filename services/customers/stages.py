@@ -10,27 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.common.errors import Invalid
+from services.common.stages import DEFAULT_STAGES, default_active
+from services.customers.errors import InvalidFields
 
-DEFAULT_LABELS = (
-    (0, "潜在客户"),
-    (10, "意向客户"),
-    (25, "愿意试样"),
-    (50, "认可样品"),
-    (75, "接受报价"),
-    (90, "签订合同"),
-    (100, "稳定客户"),
-)
 MAX_STAGES = 20
-
-
-def default_active(stage: int) -> bool:
-    return 25 <= stage <= 90
 
 
 def default_stages() -> list[dict]:
     return [{"stage": s, "label": label, "probability": s, "active": default_active(s)}
-            for s, label in DEFAULT_LABELS]
+            for s, label, _ in DEFAULT_STAGES]
 
 
 def public(stages: Iterable[Mapping]) -> list[dict]:
@@ -47,19 +35,19 @@ def validate(items: list[Mapping]) -> list[dict]:
     label used twice (a UI picks stages by label) and more than MAX_STAGES.
     """
     if not items:
-        raise Invalid.fields({"stages": "define at least one stage"})
+        raise InvalidFields.fields({"stages": "define at least one stage"})
     if len(items) > MAX_STAGES:
-        raise Invalid.fields({"stages": f"at most {MAX_STAGES} stages"})
+        raise InvalidFields.fields({"stages": f"at most {MAX_STAGES} stages"})
     seen_stage: dict[int, int] = {}
     seen_label: dict[str, int] = {}
     out = []
     for i, item in enumerate(items):
         stage, label = item["stage"], item["label"]
         if stage in seen_stage:
-            raise Invalid.fields({f"{i}.stage": f"stage {stage} is defined twice "
+            raise InvalidFields.fields({f"{i}.stage": f"stage {stage} is defined twice "
                                                 f"(also item {seen_stage[stage]})"})
         if label in seen_label:
-            raise Invalid.fields({f"{i}.label": f"label {label} is used twice "
+            raise InvalidFields.fields({f"{i}.label": f"label {label} is used twice "
                                                 f"(also item {seen_label[label]})"})
         seen_stage[stage] = i
         seen_label[label] = i
@@ -84,11 +72,5 @@ def check_stage(stages: Iterable[Mapping], stage: int, field: str = "stage") -> 
     numbers = stage_numbers(stages)
     if stage not in numbers:
         listed = ", ".join(str(n) for n in numbers)
-        raise Invalid.fields({field: f"{stage} is not in the stage list ({listed})"})
+        raise InvalidFields.fields({field: f"{stage} is not in the stage list ({listed})"})
 
-
-def label_of(stages: Iterable[Mapping], stage: int | None) -> str | None:
-    for s in stages:
-        if s["stage"] == stage:
-            return s["label"]
-    return None

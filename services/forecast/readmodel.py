@@ -30,15 +30,13 @@ to its current team (a deal in the pool is not in any pipeline).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from services.common.clock import iso
 from services.common.errors import Forbidden
 from services.forecast import domain
 
@@ -255,13 +253,7 @@ def export_fields(
     transitions = [t for t in row.get("stage_history") or [] if t.get("at")]
     at = iso_utc(transitions[-1]["at"]) if transitions else iso_utc(now)
     stamp = {"version": version, "at": at, "event_id": f"export:{cid}:{version}"}
-    exported = {
-        "stage": row.get("stage"),
-        "value_fen": int(row.get("expected_value_fen") or 0),
-        "owner_id": row.get("owner_id"),
-        "team_id": row.get("team_id"),
-        "status": row.get("status") or "active",
-    }
+    exported = exported_registers(row)
     registers = {"stage": ("stage",), "value": ("value_fen",), "owner": ("owner_id",),
                  "team": ("team_id",), "status": ("status",)}
     current = state_of(doc) or domain.new_deal_state(cid)
@@ -312,16 +304,21 @@ def export_fields(
     return state, merged
 
 
-def differences(doc: Mapping[str, Any] | None, row: Mapping[str, Any]) -> dict[str, Any]:
-    """Fields where the read model and customers' truth disagree."""
-    ours = state_of(doc) or {}
-    theirs = {
+def exported_registers(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A deal as customers' export states it, in the read model's fields."""
+    return {
         "stage": row.get("stage"),
         "value_fen": int(row.get("expected_value_fen") or 0),
         "owner_id": row.get("owner_id"),
         "team_id": row.get("team_id"),
         "status": row.get("status") or "active",
     }
+
+
+def differences(doc: Mapping[str, Any] | None, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields where the read model and customers' truth disagree."""
+    ours = state_of(doc) or {}
+    theirs = exported_registers(row)
     return {
         field: {"forecast": ours.get(field), "customers": value}
         for field, value in theirs.items()
@@ -440,12 +437,6 @@ def _fold(raw: int | None, defined: list[int]) -> int | None:
     return lower[-1] if lower else None
 
 
-def _ratio(x: Fraction, places: int = 4) -> Decimal:
-    scaled = x * 10**places
-    rounded = math.floor(scaled + Fraction(1, 2))  # half up; x >= 0 here
-    return Decimal(rounded).scaleb(-places)
-
-
 def calibration_from_counts(
     counts: Mapping[int | None, tuple[int, int]],
     resolved: int,
@@ -466,35 +457,16 @@ def calibration_from_counts(
         if target is not None:
             seen[target] += n
             wins[target] += k
-    rows = []
-    for s in defined:
-        n, k = seen[s["stage"]], wins[s["stage"]]
-        p0 = Fraction(s["probability"])
-        calibrated = (k + weight * p0) / (n + weight) if n + weight > 0 else p0
-        rows.append({
-            "stage": s["stage"],
-            "label": s["label"],
-            "configured": s["probability"],
-            "empirical": _ratio(Fraction(k, n)) if n else None,
-            "calibrated": _ratio(calibrated),
-            "sample_size": n,
-            "wins": k,
-        })
+    rows = [domain.calibration_row(s, seen[s["stage"]], wins[s["stage"]], weight)
+            for s in defined]
     prior = int(weight) if weight.denominator == 1 else Decimal(weight.numerator) / weight.denominator
     return {"method": domain.METHOD, "prior_weight": prior, "as_of": None,
             "sample_size": resolved, "stages": rows}
 
 
-def forecast_view(
-    pipe: Counts,
-    cal: Counts,
-    resolved: int,
-    stages: Iterable[Mapping[str, Any]] | None,
-    min_active: int,
-    prior_weight: Any,
-) -> dict[str, Any]:
-    """The ``GET /api/forecast`` body (JSON-ready)."""
-    return jsonable(forecast_figures(pipe, cal, resolved, stages, min_active, prior_weight))
+def forecast_view(*figures_args) -> dict[str, Any]:
+    """The ``GET /api/forecast`` body: `forecast_figures`, JSON-ready."""
+    return jsonable(forecast_figures(*figures_args))
 
 
 def forecast_figures(
@@ -509,54 +481,6 @@ def forecast_figures(
     stages = domain.normalize_stages(stages)
     calibration = calibration_from_counts(cal, resolved, stages, prior_weight)
     return domain.pipeline_from_counts(pipe, stages, min_active, calibration=calibration)
-
-
-# --------------------------------------------------------------------------
-# weekly snapshots
-
-
-def snapshot_doc(scope_key: str, week: str, week_start: datetime, taken_at: datetime,
-                 figures: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored snapshot of ``forecast_figures``: money in integer fen only."""
-    return {
-        "scope": scope_key, "week": week, "week_start": week_start, "taken_at": taken_at,
-        "forecast_fen": int(figures["forecast_fen"]),
-        "calibrated_fen": int(figures["calibrated"]["forecast_fen"]),
-        "active_count": figures["active_count"], "min_active": figures["min_active"],
-        "reliable": figures["reliable"],
-        "stages": [{"stage": r["stage"], "count": r["count"],
-                    "value_fen": domain.yuan_to_fen(r["value"], "value"),
-                    "weighted_fen": domain.yuan_to_fen(r["weighted"], "weighted")}
-                   for r in figures["stages"]],
-    }
-
-
-def _snapshot_fen(doc: Mapping[str, Any], fen_key: str, yuan_key: str) -> int:
-    fen = doc.get(fen_key)
-    if isinstance(fen, int) and not isinstance(fen, bool):
-        return fen
-    # snapshots taken before money was stored in fen hold float yuan: read
-    # through its shortest repr, the 2-decimal figure it was made from
-    yuan = doc[yuan_key]
-    amount = Decimal(repr(yuan)) if isinstance(yuan, float) else Decimal(str(yuan))
-    return int(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).scaleb(2))
-
-
-def snapshot_out(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """One item of the forecast history (money as yuan numbers), from a
-    snapshot of any age."""
-    money = {}
-    for out_key, fen_key, yuan_key in (("forecast", "forecast_fen", "forecast"),
-                                       ("calibrated_forecast", "calibrated_fen",
-                                        "calibrated_forecast")):
-        money[out_key] = jsonable(domain.fen_to_yuan(_snapshot_fen(doc, fen_key, yuan_key),
-                                                     allow_negative=True))
-    return {
-        "week": doc["week"], "week_start": iso(doc["week_start"]),
-        "taken_at": iso(doc["taken_at"]), **money,
-        "active_count": doc["active_count"], "min_active": doc["min_active"],
-        "reliable": doc["reliable"],
-    }
 
 
 def jsonable(value: Any) -> Any:

@@ -34,14 +34,15 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import config
-from services.common.auth import Principal
-from services.common.clock import Clock, iso
+from services.common.clock import iso
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.events import handles
 from services.common.mongo import Mongo
+from services.common.principal import Principal, require_admin
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
 from services.common.validation import parse
-from services.forecast import domain, readmodel, schemas, storage
+from services.forecast import domain, readmodel, schemas, snapshots, storage
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +57,26 @@ META_CACHE_SECONDS = 1.0
 _metas: dict[str, tuple[float, dict]] = {}
 
 
-def _setting(key: str, default):
-    value = config.get(key, default)
-    return default if value in (None, "") else value
-
-
 def min_active() -> int:
-    value = int(_setting("FORECAST_MIN_ACTIVE", domain.MIN_ACTIVE))
+    value = int(config.setting("FORECAST_MIN_ACTIVE", domain.MIN_ACTIVE))
     if value < 0:
         raise RuntimeError("FORECAST_MIN_ACTIVE must be a non-negative integer")
     return value
 
 
 def prior_weight() -> Fraction:
-    value = Fraction(str(_setting("FORECAST_PRIOR_WEIGHT", domain.DEFAULT_PRIOR_WEIGHT)))
+    value = Fraction(str(config.setting("FORECAST_PRIOR_WEIGHT", domain.DEFAULT_PRIOR_WEIGHT)))
     if value < 0:
         raise RuntimeError("FORECAST_PRIOR_WEIGHT must be a non-negative number")
     return value
 
 
 def timezone() -> str:
-    return str(_setting("FORECAST_TZ", domain.DEFAULT_TZ))
+    return str(config.setting("FORECAST_TZ", domain.DEFAULT_TZ))
 
 
 def rpc_timeout() -> float:
-    return float(_setting("RPC_TIMEOUT_SECONDS", 10))
+    return float(config.setting("RPC_TIMEOUT_SECONDS", 10))
 
 
 def _setup(db) -> None:
@@ -109,18 +105,12 @@ def _job_out(doc: dict) -> dict:
     }
 
 
-class ForecastService:
+class ForecastService(ServiceBase):
     name = "forecast"
 
     db = Mongo(_setup)
-    clock = Clock()
     customers = Rpc("customers")
     accounts = Rpc("accounts")
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ----------------------------------------------------------- events
 
@@ -254,7 +244,7 @@ class ForecastService:
         q = parse(schemas.HistoryQuery, query or {})
         scope = self._scope(actor, q.owner_id, q.team_id)
         docs, total = storage.list_snapshots(self.db, scope.key, q.skip, q.page_size)
-        return {"scope": scope.key, "items": [readmodel.snapshot_out(d) for d in docs],
+        return {"scope": scope.key, "items": [snapshots.snapshot_out(d) for d in docs],
                 "total": total}
 
     @rpc
@@ -286,7 +276,7 @@ class ForecastService:
 
     # ----------------------------------------------------------- snapshots
 
-    @timer(interval=float(_setting("FORECAST_SNAPSHOT_CHECK_SECONDS", 600)), eager=True)
+    @timer(interval=float(config.setting("FORECAST_SNAPSHOT_CHECK_SECONDS", 600)), eager=True)
     def take_weekly_snapshots(self):
         return self._snapshot(self.clock.now())
 
@@ -304,18 +294,18 @@ class ForecastService:
         # the company last: it is the "this week is done" mark checked above
         scopes.append(readmodel.Scope("company"))
         start = domain.week_start(now, tz)
-        out = [readmodel.snapshot_doc(scope.key, week, start, now,
+        out = [snapshots.snapshot_doc(scope.key, week, start, now,
                                       self._figures(scope, meta, exact=True))
                for scope in scopes]
         return storage.insert_snapshots(self.db, out)
 
     # ----------------------------------------------------------- upkeep
 
-    @timer(interval=float(_setting("FORECAST_MARKERS_SECONDS", 30)))
+    @timer(interval=float(config.setting("FORECAST_MARKERS_SECONDS", 30)))
     def remove_finished_markers(self):
         return storage.flush_markers(self.db)
 
-    @timer(interval=float(_setting("FORECAST_SWEEP_SECONDS", 300)))
+    @timer(interval=float(config.setting("FORECAST_SWEEP_SECONDS", 300)))
     def finish_interrupted_updates(self):
         # reads every deal: rare on purpose (an interrupted update is normally
         # finished by the redelivered event that was being handled)
@@ -326,8 +316,7 @@ class ForecastService:
     @rpc
     def start_job(self, actor, kind):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin rebuilds or reconciles the forecast")
+        require_admin(actor, "rebuilds or reconciles the forecast")
         if kind not in JOB_KINDS:
             raise Invalid.fields({"kind": f"must be one of {', '.join(JOB_KINDS)}"})
         return _job_out(storage.create_job(self.db, kind, actor.id, self.clock.now()))
@@ -335,8 +324,7 @@ class ForecastService:
     @rpc
     def get_job(self, actor, job_id):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin sees forecast jobs")
+        require_admin(actor, "sees forecast jobs")
         doc = storage.find_job(self.db, job_id)
         if doc is None:
             raise NotFound("not_found", "no such job")
@@ -345,14 +333,13 @@ class ForecastService:
     @rpc
     def latest_job(self, actor, kind):
         actor = Principal.of(actor)
-        if actor.role != "admin":
-            raise Forbidden("forbidden", "only an admin sees forecast jobs")
+        require_admin(actor, "sees forecast jobs")
         doc = storage.latest_job(self.db, kind)
         if doc is None:
             raise NotFound("not_found", f"no {kind} has run yet")
         return _job_out(doc)
 
-    @timer(interval=float(_setting("FORECAST_JOB_POLL_SECONDS", 2)))
+    @timer(interval=float(config.setting("FORECAST_JOB_POLL_SECONDS", 2)))
     def run_jobs(self):
         token = uuid.uuid4().hex
         job = storage.claim_job(self.db, self.clock.now(), token)

@@ -15,15 +15,14 @@ Collections
 - ``snapshots``: weekly figures, unique per (scope, week); money in integer
   fen (``forecast_fen``, ``calibrated_fen``, per stage ``value_fen`` and
   ``weighted_fen``; older ones also hold float yuan, read by
-  ``readmodel.snapshot_out``).
+  ``snapshots.snapshot_out``).
 - ``jobs``: rebuild / reconcile runs, claimed with a lease.
 - ``rejected``: events that cannot be applied (malformed payloads).
 
 Why 256 deal collections: on FerretDB 1.24 (SQLite, local runs and CI) every
-update, even by ``_id``, reads the whole collection under a collection lock;
-one collection of 100,000 deals made each event cost seconds. Split by a hash
-of the id, an update reads ~400 documents at 100,000 deals; on MongoDB it
-changes nothing but the collection names. Queries over all deals (rebuild,
+update, even by ``_id``, reads the whole collection under a collection lock,
+so one large collection made every event slow. Split by a hash of the id, an
+update reads one small shard; on MongoDB it changes nothing but the names. Queries over all deals (rebuild,
 reconcile, backtest, the sweeper) go through every shard; they are admin or
 report work, not the event path. The shard count is fixed: changing it
 means moving the documents (a rebuild into an empty database does it).

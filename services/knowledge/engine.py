@@ -1,7 +1,7 @@
 """The serving side of knowledge search: an in-process index that ranks
-exactly like :class:`services.knowledge.search.InMemoryIndex` while reading a
-bounded number of postings per query (InMemoryIndex reads ~150,000 per query
-at 100,000 entries; this reads ~1,500 on average, 3,000 at most).
+exactly like the tests' reference index (tests/unit/knowledge/reference_index.py)
+while reading a bounded number of postings per query (MAX_READS), where the
+reference reads every posting of every query term.
 
 Why in process, and where the index lives
     The index is kept in the service's own MongoDB collections (``kb_docs``: one
@@ -11,7 +11,7 @@ Why in process, and where the index lives
     instances stay current. Queries never touch the database: FerretDB 1.24's
     SQLite backend uses no index for any query (``EXPLAIN`` shows ``SCAN`` even
     for ``{_id: x}``), so one ``find({"term": {"$in": ...}})`` over a postings
-    collection costs a full scan: seconds at 1,000 entries, minutes at 100,000.
+    collection costs a full scan, growing with the corpus.
 
 Plan: impact-ordered posting lists + the threshold algorithm (Fagin's TA)
     Each term's postings are sorted by *impact*: the term's weighted,
@@ -65,6 +65,8 @@ from typing import Any
 
 from services.knowledge import search
 from services.knowledge.search import FIELD_WEIGHTS, FIELDS, K1, B, CorpusStats, SearchHit
+from services.knowledge.search import ranking as search_ranking
+from services.knowledge.search import text as search_text
 
 #: Postings read per step of the walk.
 BLOCK = 32
@@ -96,9 +98,9 @@ def forward_row(doc: Mapping[str, Any], rev: int) -> dict[str, Any]:
         "lengths": dict(entry.lengths),
         "terms": [[t, *(tfs.get(f, 0) for f in FIELDS)] for t, tfs in entry.term_freqs.items()],
         "title": str(doc.get("title") or ""),
-        "body": search._text_of(doc.get("body")),
-        "accepted_answer": search._text_of(doc.get("accepted_answer")),
-        "answers": [search._text_of(a) for a in doc.get("answers") or ()],
+        "body": search_ranking._text_of(doc.get("body")),
+        "accepted_answer": search_ranking._text_of(doc.get("accepted_answer")),
+        "answers": [search_ranking._text_of(a) for a in doc.get("answers") or ()],
     }
 
 
@@ -145,7 +147,7 @@ class Engine:
         # impact = the sum of the members' impacts, so that a query's synonym
         # pseudo-term is bounded by one cursor instead of a dozen loose ones
         search.warm_up()
-        self._groups = search._groups
+        self._groups = search_text._groups
         self._g_docs = [array("i") for _ in self._groups]
         self._g_imps = [array("f") for _ in self._groups]
         self._term_groups: list[tuple[int, ...]] = []  # tid -> groups it belongs to
@@ -225,7 +227,7 @@ class Engine:
             self._p_docs.append(array("i"))
             self._p_imps.append(array("f"))
             self._p_tfs.append(array("i"))
-            self._term_groups.append(tuple((search._synonyms or {}).get(term, ())))
+            self._term_groups.append(tuple((search_text._synonyms or {}).get(term, ())))
         return tid
 
     def _tf_pattern(self, tfs: tuple[int, ...]) -> int:
@@ -299,34 +301,29 @@ class Engine:
                 x += self._impact(self._tf[tfid], doc.lengths, consts)
         return x
 
+
+    def _position(self, docs, imps, o, impact) -> int:
+        """Where document ordinal `o` sits in a posting list: found by its
+        impact (a bisect) unless in bulk mode, where impacts are not sorted yet."""
+        if not self._bulk:
+            neg = _f32(-impact())
+            lo, hi = bisect.bisect_left(imps, neg), bisect.bisect_right(imps, neg)
+            for j in range(lo, hi):
+                if docs[j] == o:
+                    return j
+        return docs.index(o)
+
     def _remove(self, doc_id: str) -> None:
         o = self._ord.pop(doc_id)
         doc = self._docs[o]
         for tid, tfid in zip(doc.tids, doc.tfids, strict=True):
             docs, imps, tfs = self._p_docs[tid], self._p_imps[tid], self._p_tfs[tid]
-            i = -1
-            if not self._bulk:
-                neg = _f32(-self._impact(self._tf[tfid], doc.lengths, self._ref))
-                lo, hi = bisect.bisect_left(imps, neg), bisect.bisect_right(imps, neg)
-                for j in range(lo, hi):
-                    if docs[j] == o:
-                        i = j
-                        break
-            if i < 0:
-                i = docs.index(o)
+            i = self._position(docs, imps, o, lambda tfid=tfid: self._impact(
+                self._tf[tfid], doc.lengths, self._ref))
             del docs[i], imps[i], tfs[i]
         for g in self._doc_groups(doc):
             docs, imps = self._g_docs[g], self._g_imps[g]
-            i = -1
-            if not self._bulk:
-                neg = _f32(-self._group_impact(doc, g, self._ref))
-                lo, hi = bisect.bisect_left(imps, neg), bisect.bisect_right(imps, neg)
-                for j in range(lo, hi):
-                    if docs[j] == o:
-                        i = j
-                        break
-            if i < 0:
-                i = docs.index(o)
+            i = self._position(docs, imps, o, lambda g=g: self._group_impact(doc, g, self._ref))
             del docs[i], imps[i]
         self._n -= 1
         for k in range(NF):
@@ -391,8 +388,7 @@ class Engine:
             doc = self._docs[self._ord[doc_id]]
             text = json.loads(zlib.decompress(doc.text))
             text["tags"] = list(doc.tags)
-            hits.append(SearchHit(doc_id, doc.kind, str(text.get("title") or ""),
-                                  search.best_snippet(text, terms, snippet_width), s))
+            hits.append(search.make_hit(doc_id, doc.kind, text, terms, s, snippet_width))
         return hits
 
     def rank(

@@ -15,18 +15,18 @@ import logging
 from datetime import timedelta
 
 from nameko.rpc import rpc
-from nameko.timer import Timer
 
 from services.common import config
-from services.common.auth import Principal
-from services.common.clock import Clock
 from services.common.errors import Conflict, Forbidden, NotFound
-from services.common.events import Dispatcher, event, handles
+from services.common.events import event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
+from services.common.timers import ConfigTimer
 from services.common.validation import parse
-from services.knowledge import domain, schemas, search, storage
+from services.knowledge import domain, drafts, schemas, search, storage
 from services.knowledge.domain import PUBLISHED
 from services.knowledge.engine import forward_row
 from services.knowledge.replica import SearchIndex
@@ -42,35 +42,16 @@ def _setup(db) -> None:
     search.warm_up()  # load the jieba dictionaries now, not on the first search
 
 
-class ConfigTimer(Timer):
-    """A timer whose interval comes from the configuration at start."""
-
-    def __init__(self, key: str, default: float, **kwargs):
-        super().__init__(interval=default, **kwargs)
-        self.key = key
-
-    def setup(self):
-        self.interval = float(config.get(self.key, self.interval))
-        super().setup()
-
-
 def _not_found(what: str = "entry") -> NotFound:
     return NotFound("not_found", f"no such {what}")
 
 
-class KnowledgeService:
+class KnowledgeService(ServiceBase):
     name = "knowledge"
 
     db = Mongo(_setup)
-    clock = Clock()
-    dispatch = Dispatcher()
     index = SearchIndex()
     accounts = Rpc("accounts")
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------- helpers
 
@@ -170,20 +151,22 @@ class KnowledgeService:
     def list_stories(self, actor, query=None):
         return self._list("story", actor, query)
 
+    def _viewed(self, kind: str, entry_id: str, actor: Principal) -> dict:
+        """The entry, its view counted; 404 when there is none."""
+        doc = storage.view_entry(self.db, kind, entry_id, actor.id)
+        if doc is None:
+            raise _not_found(kind)
+        return doc
+
     @rpc
     def get_question(self, actor, question_id):
         actor = Principal.of(actor)
-        doc = storage.view_entry(self.db, "question", question_id, actor.id)
-        if doc is None:
-            raise _not_found("question")
-        return self._detail(doc, actor)
+        return self._detail(self._viewed("question", question_id, actor), actor)
 
     @rpc
     def get_story(self, actor, story_id):
         actor = Principal.of(actor)
-        doc = storage.view_entry(self.db, "story", story_id, actor.id)
-        if doc is None:
-            raise _not_found("story")
+        doc = self._viewed("story", story_id, actor)
         return domain.story_out(doc, actor, storage.my_votes(self.db, actor.id, [story_id])
                                 .get(story_id))
 
@@ -225,14 +208,17 @@ class KnowledgeService:
     def edit_answer(self, actor, answer_id, body):
         return self._edit("answer", actor, answer_id, body)
 
+    def _item(self, kind: str, item_id: str) -> dict:
+        """An answer, question or story by kind; 404 for another kind."""
+        if kind == "answer":
+            return self._answer(item_id)[0]
+        if kind in ENTRY_KINDS:
+            return self._entry(kind, item_id)
+        raise _not_found()
+
     @rpc
     def history(self, actor, kind, item_id):
-        if kind == "answer":
-            item, _ = self._answer(item_id)
-        elif kind in ENTRY_KINDS:
-            item = self._entry(kind, item_id)
-        else:
-            raise _not_found()
+        item = self._item(kind, item_id)
         return domain.versions_out(kind, item)
 
     # -------------------------------------------------------------- answers
@@ -273,12 +259,7 @@ class KnowledgeService:
     def vote(self, actor, kind, item_id, body):
         actor = Principal.of(actor)
         value = parse(schemas.VoteIn, body).value
-        if kind == "answer":
-            item, _ = self._answer(item_id)
-        elif kind in ENTRY_KINDS:
-            item = self._entry(kind, item_id)
-        else:
-            raise _not_found()
+        item = self._item(kind, item_id)
         domain.check_may_vote(actor, item)
         old = storage.cast_vote(self.db, kind, item_id, actor.id, value, self.clock.now())
         doc = storage.count_vote(self.db, kind, item, domain.vote_delta(old, value))
@@ -316,14 +297,14 @@ class KnowledgeService:
 
     @handles("customers", "AlarmResolved")
     def on_alarm_resolved(self, payload):
-        action, why = domain.alarm_draft_action(payload)
-        if action == domain.MALFORMED:
+        action, why = drafts.alarm_draft_action(payload)
+        if action == drafts.MALFORMED:
             log.error("AlarmResolved %s cannot give a draft (%s); dropped",
                       payload.get("event_id") if isinstance(payload, dict) else None, why)
             return
-        if action == domain.SKIP:
+        if action == drafts.SKIP:
             return
-        doc = domain.draft_from_alarm(payload, new_id(), new_id(), self.clock.now())
+        doc = drafts.draft_from_alarm(payload, new_id(), new_id(), self.clock.now())
         if not storage.insert_draft(self.db, doc):
             log.info("alarm %s already gave its draft", payload.get("alarm_id"))
 
@@ -347,7 +328,7 @@ class KnowledgeService:
     @rpc
     def edit_draft(self, actor, draft_id, body):
         actor = Principal.of(actor)
-        changes = domain.draft_changes(parse(schemas.DraftPatch, body).model_dump(
+        changes = drafts.draft_changes(parse(schemas.DraftPatch, body).model_dump(
             exclude_none=True))
         self._draft(actor, draft_id)
         doc = storage.update_draft(self.db, draft_id, actor.id, changes, self.clock.now())
@@ -362,7 +343,7 @@ class KnowledgeService:
         if draft["status"] != domain.DRAFT:
             raise Conflict("not_a_draft", "this draft was already published or discarded")
         now = self.clock.now()
-        answer = domain.published_answer(draft, now)
+        answer = drafts.published_answer(draft, now)
         answer["author"]["name"] = self._names([answer["author"]["id"]]).get(
             answer["author"]["id"], "")
         # the answer first, under its id fixed in the draft: a retried publish adds no second

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.common.clock import iso
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES, escalation_due
+from services.common.timezones import DEFAULT_TIMEZONE
 from services.notify.sms import Attempt, retry_delay
-from services.scheduler.rules import DEFAULT_TIMEZONE, escalation_due
 
 REASONS = {"claim": "认领公海客户", "dispute": "归属申诉裁决", "reassign": "经理重新分配"}
 DECISIONS = {"continue": "继续跟进", "reassign": "转给他人", "abandon": "放弃到公海"}
@@ -63,7 +64,7 @@ def escalation_minutes(p: dict, settings: dict | None) -> float:
     """The reminder's own value, else the user's setting (default 10)."""
     if p.get("escalate_after_minutes") is not None:
         return float(p["escalate_after_minutes"])
-    return float((settings or {}).get("escalate_after_minutes", 10))
+    return float((settings or {}).get("escalate_after_minutes", DEFAULT_ESCALATE_AFTER_MINUTES))
 
 
 def escalation_plan(p: dict, settings: dict | None) -> dict | None:
@@ -194,12 +195,6 @@ def owner_changed(p: dict, now) -> list[dict]:
         docs.append(_doc(f"owner_changed:{p['customer_id']}:{version}:{new}", new,
                          "owner_changed", f"客户已转入：{company}", f"原因：{reason}", ref, now))
     return docs
-
-
-def managers_of(users, team_ids) -> list[str]:
-    teams = {t for t in team_ids if t}
-    return sorted({u["id"] for u in users if u.get("role") == "manager"
-                   and u.get("team_id") in teams})
 
 
 # --------------------------------------------------------------------------

@@ -18,43 +18,27 @@ import eventlet
 import nameko
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
-from nameko.timer import Timer
 
 from services.common import clock as clock_module
 from services.common import config
-from services.common.clock import Clock
 from services.common.errors import Invalid, NotFound
-from services.common.events import Dispatcher, event, handles
+from services.common.events import event, handles
 from services.common.mongo import Mongo
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
+from services.common.timers import ConfigTimer
 from services.common.validation import parse
 from services.notify import domain, schemas, storage
 from services.notify.sms import (
     DEFAULT_BASE_DELAY,
     DEFAULT_MAX_ATTEMPTS,
-    deliver_with_retry,
+    attempt,
     provider_from_config,
 )
 
 log = logging.getLogger(__name__)
 
-# list_users with this actor sees every user (to find a team's managers).
-SYSTEM_ACTOR = {"id": "system", "role": "admin", "team_id": None, "name": "",
-                "username": "system"}
 TERMINAL = (domain.SENT, domain.FAILED, domain.SKIPPED, domain.CANCELLED)
-
-
-class ConfigTimer(Timer):
-    """A timer whose interval comes from the configuration at start."""
-
-    def __init__(self, key: str, default: float, **kwargs):
-        super().__init__(interval=default, eager=True, **kwargs)
-        self.key = key
-        self.default = default
-
-    def setup(self):
-        self.interval = float(config.get(self.key, self.default))
-        super().setup()
 
 
 class SmsProvider(DependencyProvider):
@@ -87,24 +71,13 @@ class Users:
         return user
 
 
-def _setting(key: str, default: float) -> float:
-    return float(config.get(key, default))
-
-
-class NotifyService:
+class NotifyService(ServiceBase):
     name = "notify"
 
     db = Mongo(storage.ensure_indexes)
-    clock = Clock()
-    dispatch = Dispatcher()
     accounts = Rpc("accounts")
     scheduler = Rpc("scheduler")
     sms = SmsProvider()
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------------
     # the inbox over the API
@@ -231,7 +204,7 @@ class NotifyService:
             storage.ensure_retry(self.db, nid, now)
             self._attempt(nid)
 
-    @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5)
+    @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5, eager=True)
     def retry_due(self):
         now = self.clock.now()
         pool = eventlet.GreenPool(4)
@@ -240,7 +213,7 @@ class NotifyService:
     def _attempt(self, nid):
         """One attempt of a delivery, if it is due and this worker claims it."""
         now = self.clock.now()
-        lease = timedelta(seconds=_setting("SMS_LEASE_SECONDS", 60))
+        lease = timedelta(seconds=float(config.setting("SMS_LEASE_SECONDS", 60)))
         if not storage.claim_retry(self.db, nid, now, now + lease):
             return
         delivery = storage.find_delivery(self.db, nid)
@@ -252,15 +225,13 @@ class NotifyService:
             storage.save_delivery(self.db, domain.stopped(delivery, now))
             storage.drop_retry(self.db, nid)
             return
-        _, attempts = deliver_with_retry(self.sms, delivery["to"], delivery["text"],
-                                         max_attempts=1, clock=clock_module.now)
-        attempt = attempts[0]
-        storage.record_attempt(self.db, nid, {**attempt.to_dict(),
+        tried = attempt(self.sms, delivery["to"], delivery["text"], clock=clock_module.now)
+        storage.record_attempt(self.db, nid, {**tried.to_dict(),
                                               "n": len(delivery["attempts"]) + 1})
         delivery = domain.after_attempt(
-            delivery, attempt,
-            int(_setting("SMS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)),
-            _setting("SMS_BASE_DELAY_SECONDS", DEFAULT_BASE_DELAY),
+            delivery, tried,
+            int(float(config.setting("SMS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))),
+            float(config.setting("SMS_BASE_DELAY_SECONDS", DEFAULT_BASE_DELAY)),
             self.clock.now())
         storage.save_delivery(self.db, delivery)
         if delivery["status"] == domain.RETRYING:
@@ -305,11 +276,4 @@ class NotifyService:
             storage.bump_head(self.db, doc["user_id"], self.clock.now())
 
     def _managers(self, team_ids) -> list[str]:
-        users, page = [], 1
-        while True:
-            got = self.accounts.list_users(SYSTEM_ACTOR, page, 100)
-            users.extend(got["items"])
-            if len(got["items"]) < 100 or len(users) >= got["total"]:
-                break
-            page += 1
-        return domain.managers_of(users, team_ids)
+        return sorted(u["id"] for u in self.accounts.team_managers(list(team_ids)))

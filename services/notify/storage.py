@@ -55,8 +55,6 @@ def find_notification(db: Database, nid: str) -> dict | None:
     return db.notifications.find_one({"_id": nid})
 
 
-def set_escalation(db: Database, nid: str, escalation: dict) -> None:
-    db.notifications.update_one({"_id": nid}, {"$set": {"escalation": escalation}})
 
 
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]

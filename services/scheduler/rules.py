@@ -28,6 +28,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common import escalation
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES, MAX_ESCALATE_AFTER_MINUTES
+from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
+from services.common.timezones import DEFAULT_TIMEZONE
+
 __all__ = [
     "ACKNOWLEDGED",
     "CANCELLED",
@@ -62,15 +67,10 @@ __all__ = [
     "validate_timezone",
 ]
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
-DEFAULT_BIRTHDAY_LEAD_DAYS = 2
-DEFAULT_ESCALATE_AFTER_MINUTES = 10
 #: Local wall-clock time at which birthday / anniversary reminders fire.
 FIRE_TIME = time(9, 0)
 #: A reminder more than a year ahead of the date it announces makes no sense.
 MAX_LEAD_DAYS = 365
-#: One week; also keeps ``timedelta`` far from overflowing.
-MAX_ESCALATE_AFTER_MINUTES = 7 * 24 * 60
 
 
 # --------------------------------------------------------------------------
@@ -322,10 +322,7 @@ def escalation_due(fired_at: datetime, minutes: float) -> datetime | None:
     None; a negative value raises :class:`RuleValidationError`.
     """
     start = _require_aware(fired_at, "fired_at")
-    value = validate_escalate_after_minutes(minutes)
-    if value == 0:
-        return None
-    return start + timedelta(minutes=value)
+    return escalation.escalation_due(start, validate_escalate_after_minutes(minutes))
 
 
 def is_late(due_at: datetime, fired_at: datetime, grace_seconds: float = 60) -> bool:

@@ -15,8 +15,8 @@ from pydantic import (
     field_validator,
 )
 
+from services.common.escalation import MAX_ESCALATE_AFTER_MINUTES
 from services.common.schemas import Id, LongText, Name, Strict, Text
-from services.scheduler.rules import MAX_ESCALATE_AFTER_MINUTES
 
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Content = Annotated[str, StringConstraints(max_length=2000)]

@@ -26,25 +26,27 @@ from datetime import timedelta
 
 import eventlet
 from nameko.rpc import rpc
-from nameko.timer import Timer
 
 from services.common import config
-from services.common.auth import Principal
-from services.common.clock import Clock
 from services.common.errors import Conflict, Invalid, NotFound
-from services.common.events import Dispatcher, event, handles
+from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
+from services.common.events import event, handles
 from services.common.ids import new_id
 from services.common.mongo import Mongo
+from services.common.principal import Principal
 from services.common.rpc import Rpc
+from services.common.service import ServiceBase
+from services.common.timers import ConfigTimer
+from services.common.timezones import DEFAULT_TIMEZONE
 from services.common.validation import parse
 from services.scheduler import domain, rules, schemas, storage
 
 log = logging.getLogger(__name__)
 
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-DEFAULT_SETTINGS = {"escalate_after_minutes": rules.DEFAULT_ESCALATE_AFTER_MINUTES,
+DEFAULT_SETTINGS = {"escalate_after_minutes": DEFAULT_ESCALATE_AFTER_MINUTES,
                     "birthday_lead_days": rules.DEFAULT_BIRTHDAY_LEAD_DAYS,
-                    "timezone": rules.DEFAULT_TIMEZONE}
+                    "timezone": DEFAULT_TIMEZONE}
 # A queue entry whose reminder never appeared (a crash between the two
 # inserts) is dropped once it is this far past due.
 ORPHAN_AGE = timedelta(minutes=10)
@@ -52,43 +54,16 @@ LOCK_TRIES = 25
 LOCK_RETRY_SECONDS = 0.02
 
 
-class ConfigTimer(Timer):
-    """A timer whose interval comes from the configuration at start (the
-    class body is read before the configuration is loaded). Eager: the first
-    tick runs at start, so what fell due while the service was down fires
-    right away."""
-
-    def __init__(self, key: str, default: float, **kwargs):
-        super().__init__(interval=default, eager=True, **kwargs)
-        self.key = key
-        self.default = default
-
-    def setup(self):
-        self.interval = float(config.get(self.key, self.default))
-        super().setup()
-
-
-def _setting(key: str, default: float) -> float:
-    return float(config.get(key, default))
-
-
-class SchedulerService:
+class SchedulerService(ServiceBase):
     name = "scheduler"
 
     db = Mongo(storage.ensure_indexes)
-    clock = Clock()
-    dispatch = Dispatcher()
     accounts = Rpc("accounts")
     customers = Rpc("customers")
 
     # Housekeeping (breaking dead processes' locks) is not business time: the
     # wall clock paces it.
     _last_recovery = {"at": 0.0}
-
-    @rpc
-    def health(self):
-        self.db.command("ping")
-        return "ok"
 
     # ------------------------------------------------------------------
     # reminders over the API
@@ -235,7 +210,7 @@ class SchedulerService:
     # ------------------------------------------------------------------
     # the firing loop
 
-    @ConfigTimer.decorator("SCHEDULER_TICK_SECONDS", 0.5)
+    @ConfigTimer.decorator("SCHEDULER_TICK_SECONDS", 0.5, eager=True)
     def tick(self):
         self.fire_due()
 
@@ -243,9 +218,9 @@ class SchedulerService:
         """Fire every reminder that is due now; returns how many this
         instance fired."""
         now = self.clock.now()  # what is due; each firing reads the clock again
-        lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
-        late_after = _setting("SCHEDULER_LATE_SECONDS", 60)
-        batch = int(_setting("SCHEDULER_BATCH", 500))
+        lease = timedelta(seconds=float(config.setting("SCHEDULER_LEASE_SECONDS", 30)))
+        late_after = float(config.setting("SCHEDULER_LATE_SECONDS", 60))
+        batch = int(float(config.setting("SCHEDULER_BATCH", 500)))
         self._recover(now)
         # A bounded read: after a long stop, a backlog of millions is taken a
         # few batches a tick (earliest first: the index's order), not at once.
@@ -283,7 +258,7 @@ class SchedulerService:
                     done.append(entry["_id"])
                 elif outcome == domain.FIRE:
                     to_fire[rid] = entry
-            pool = eventlet.GreenPool(max(1, int(_setting("SCHEDULER_CONCURRENCY", 16))))
+            pool = eventlet.GreenPool(max(1, int(float(config.setting("SCHEDULER_CONCURRENCY", 16)))))
             results = pool.imap(self._fire_one, [docs[r] for r in to_fire],
                                 itertools.repeat(owner), itertools.repeat(until),
                                 itertools.repeat(lease), itertools.repeat(late_after))
@@ -328,7 +303,7 @@ class SchedulerService:
         them, and the reminder they guarded (still queued, not recorded as
         fired) fires on this pass. Now and then: finding them is a scan on
         FerretDB, and a lease lasts many ticks."""
-        every = _setting("SCHEDULER_RECOVER_SECONDS", 2)
+        every = float(config.setting("SCHEDULER_RECOVER_SECONDS", 2))
         if time.monotonic() - self._last_recovery["at"] < every:
             return
         self._last_recovery["at"] = time.monotonic()
@@ -339,7 +314,7 @@ class SchedulerService:
     @contextlib.contextmanager
     def _locked(self, key):
         owner = "edit:" + uuid.uuid4().hex
-        lease = timedelta(seconds=_setting("SCHEDULER_LEASE_SECONDS", 30))
+        lease = timedelta(seconds=float(config.setting("SCHEDULER_LEASE_SECONDS", 30)))
         for _ in range(LOCK_TRIES):
             if storage.try_lock(self.db, key, owner, self.clock.now() + lease):
                 break

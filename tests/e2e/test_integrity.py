@@ -3,11 +3,9 @@
 alarm-before-abandon rule, the public pool, disputes, stages, referrals and
 the audit chain."""
 
-import os
 import random
 
 import pytest
-from pymongo import MongoClient
 
 from tests.e2e.test_platform import assert_error
 
@@ -48,12 +46,6 @@ def to_pool(api, owner, manager, customer_id):
     return ok(api.post(f"/api/customers/{customer_id}/abandon", owner.token))
 
 
-@pytest.fixture(scope="module")
-def db(stack):
-    client = MongoClient(os.environ.get("CRM_MONGO_URI", "mongodb://127.0.0.1:27017/"),
-                         tz_aware=True, serverSelectionTimeoutMS=3000)
-    yield client[stack.prefix + "customers"]
-    client.close()
 
 
 # ------------------------------------------------------------ role matrix

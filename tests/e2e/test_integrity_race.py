@@ -1,23 +1,12 @@
 """Lifecycle races over HTTP with real concurrent requests: each has exactly
 one outcome, and the audit trail agrees with it."""
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
-from pymongo import MongoClient
 
 from tests.e2e.test_integrity import company, enter, ok, to_pool
-
-
-@pytest.fixture(scope="module")
-def db(stack):
-    client = MongoClient(os.environ.get("CRM_MONGO_URI", "mongodb://127.0.0.1:27017/"),
-                         tz_aware=True, serverSelectionTimeoutMS=3000)
-    yield client[stack.prefix + "customers"]
-    client.close()
 
 
 def at_once(stack, calls):

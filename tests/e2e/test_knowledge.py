@@ -4,7 +4,6 @@ without spaces, drafts from a resolved difficulty alarm, who may do what,
 and hostile input that never gets a 500."""
 
 import random
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +11,7 @@ import pytest
 import requests
 
 from tests.e2e.test_platform import assert_error
+from tests.waiting import wait_for
 
 _BRAND = "鑫源泰丰华盛隆达恒通宏远嘉禾瑞祥永安金鼎银河星辰天宇博雅康泽德信和润"
 _rng = random.SystemRandom()
@@ -156,16 +156,6 @@ def test_votes_count_once_per_user_even_at_the_same_instant(api, rep, rep2, othe
     assert_error(api.post(f"{KB}/stories/nosuch/vote", rep.token, json={"value": 1}), 404)
 
 
-def wait_for(fn, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_a_resolved_alarm_gives_the_rep_a_private_draft_to_publish(api, rep, rep2, manager):
     brand = "".join(_rng.sample(_BRAND, 3))
     name = f"苏州市{brand}精密机械有限公司"
@@ -206,8 +196,11 @@ def test_a_resolved_alarm_gives_the_rep_a_private_draft_to_publish(api, rep, rep
 def test_index_status_is_for_admins(api, rep, manager, admin):
     assert_error(api.get(f"{KB}/index", rep.token), 403)
     assert_error(api.get(f"{KB}/index", manager.token), 403)
-    status = ok(api.get(f"{KB}/index", admin.token))
-    assert status["doc_count"] >= 0 and status["loaded_generation"] <= status["generation"]
+    before = ok(api.get(f"{KB}/index", admin.token))["doc_count"]
+    ask(api, rep, title=f"索引计数{uuid.uuid4().hex[:6]}", body="新问题进入索引", tags=["索引"])
+    status = wait_for(timeout=20, predicate=lambda: (s := ok(api.get(f"{KB}/index", admin.token)))["doc_count"]
+                      > before and s)
+    assert status["loaded_generation"] <= status["generation"]
 
 
 ENDPOINTS = [

@@ -18,6 +18,7 @@ import requests
 
 from tests.e2e.stack import Api, Stack
 from tests.e2e.test_platform import assert_error
+from tests.waiting import wait_for
 
 SECRET = "e2e-schedule-" + uuid.uuid4().hex + uuid.uuid4().hex
 ADMIN_PASSWORD = "管理员-sched-" + uuid.uuid4().hex[:6]
@@ -104,16 +105,6 @@ def people(sapi, sched_stack):
 
 def soon(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def inbox(api, user, **params):

@@ -143,13 +143,14 @@ def test_entries_refused_on_a_phone_leave_the_name_log_untouched(customers, db):
             customers.create(ZHAO, {"company_name": f"成都蜀大侠{i}号火锅店",
                                     "phones": ["(028) 8888-1234"]})
     for i in range(6):
-        [stream] = norm.claim_keys_for_name(f"成都蜀大侠{i}号火锅店")
+        stream, _ = domain.split_name_key(domain.name_key(
+            norm.normalize_company_name(f"成都蜀大侠{i}号火锅店")))
         assert storage.read_stream(db, stream) == []
     assert db.name_claims.count_documents({}) == 1  # 海底捞's own claim
 
 
 def test_a_name_log_too_long_to_decide_is_a_conflict_not_a_crash(customers, db, monkeypatch):
-    monkeypatch.setattr(storage, "MAX_STREAM_ENTRIES", 4)
+    monkeypatch.setattr(storage.claims, "MAX_STREAM_ENTRIES", 4)
     stream = "name:顺丰速运"
     for seq in range(1, 6, 2):  # three renames away from the name: 6 entries
         db.name_claims.insert_one({**norm.name_claim_entry(stream, seq, "广东/深圳", f"c{seq}"),

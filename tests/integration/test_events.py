@@ -1,12 +1,23 @@
 """Events are never lost: not to a subscriber that has not started yet, and
 not to a handler that fails once."""
 
-import eventlet
+import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcClient
 
-from services.common import events
+from services.common import contracts, events
 from services.common.events import Dispatcher, event, handles
+from tests.waiting import wait_for
+
+
+class ThingHappened(contracts.Event):
+    source = "evtsrc"
+    n: int
+
+
+@pytest.fixture(autouse=True)
+def thing_contract(monkeypatch):
+    monkeypatch.setitem(contracts.EVENTS, "ThingHappened", ThingHappened)
 
 
 class Source:
@@ -29,12 +40,6 @@ class Subscriber:
             self.failures_left["n"] -= 1
             raise RuntimeError("a passing fault")
         self.seen.append(payload["n"])
-
-
-def wait_for(cond, timeout=15):
-    with eventlet.Timeout(timeout):
-        while not cond():
-            eventlet.sleep(0.05)
 
 
 def test_event_published_before_the_subscriber_ever_ran_is_delivered(

@@ -26,6 +26,7 @@ from services.common.errors import Forbidden, Invalid
 from services.common.events import queue_name
 from services.forecast import domain, readmodel, storage
 from services.forecast.service import ForecastService
+from tests.unit.forecast import oracle
 from tests.unit.forecast.test_service_readmodel import fold, random_events
 
 ADMIN = {"id": "a0", "role": "admin", "team_id": None, "name": "管理员", "username": "admin"}
@@ -179,11 +180,11 @@ def owner_actor(owner_id):
 def expected_figures(events):
     docs, _ = fold(events)
     states = [readmodel.state_of(d) for d in docs.values()]
-    aggregates = domain.aggregate_deals(states)
+    aggregates = oracle.aggregate_deals(states)
     histories = {cid: d["history"] for cid, d in docs.items()}
     calibration = domain.calibrate(histories, prior_weight=10)
     company = readmodel.jsonable(domain.pipeline_from_counts(
-        domain.counts_for_scope(aggregates, "company"), calibration=calibration))
+        oracle.counts_for_scope(aggregates, "company"), calibration=calibration))
     return docs, aggregates, company
 
 
@@ -206,12 +207,12 @@ def test_duplicated_reordered_and_replayed_events_leave_the_same_numbers(
         assert got["calibrated"]["sample_size"] == company["calibrated"]["sample_size"] > 0
         for owner in ("u1", "u2", "u3", "u4"):
             mine = forecast.get_forecast(owner_actor(owner))
-            want = domain.pipeline_from_counts(domain.counts_for_scope(aggregates,
+            want = domain.pipeline_from_counts(oracle.counts_for_scope(aggregates,
                                                                        f"owner:{owner}"))
             assert mine["forecast"] == readmodel.jsonable(want["forecast"])
             assert mine["active_count"] == want["active_count"]
         for team in ("t1", "t2"):
-            want = domain.pipeline_from_counts(domain.counts_for_scope(aggregates,
+            want = domain.pipeline_from_counts(oracle.counts_for_scope(aggregates,
                                                                        f"team:{team}"))
             got_team = forecast.get_forecast(ADMIN, {"team_id": team})
             assert got_team["forecast"] == readmodel.jsonable(want["forecast"])

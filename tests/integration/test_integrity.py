@@ -5,7 +5,6 @@ emits reaching a subscriber with the documented payload."""
 
 from datetime import UTC, datetime
 
-import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
@@ -15,6 +14,7 @@ from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import handles
 from services.customers import audit
 from services.customers.service import CustomersService
+from tests.waiting import wait_for
 
 EVENTS = ("CustomerAmended", "StageChanged", "StagesChanged", "OwnerChanged", "AlarmRaised",
           "AlarmResolved", "DisputeFiled", "CustomerAbandoned")
@@ -55,12 +55,6 @@ class Listener:
 
 for _etype in EVENTS:
     setattr(Listener, events.handler_name(_etype), _handler(_etype))
-
-
-def wait_for(cond, timeout=15):
-    with eventlet.Timeout(timeout):
-        while not cond():
-            eventlet.sleep(0.05)
 
 
 def received(event_type, n=1, **match):
@@ -511,7 +505,7 @@ def test_a_decision_that_finds_the_customer_moved_while_deciding_closes_it(
         rpc, people, monkeypatch):
     # The owner changes between the decision's first read and its write: as
     # if the stale checks had passed a moment before the other change.
-    from services.customers import lifecycle
+    from services.customers import rules as lifecycle
 
     customers, _ = rpc
     zhang, li, zhao, wang = people["zhang"], people["li"], people["zhao"], people["wang"]

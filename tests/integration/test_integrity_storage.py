@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import eventlet
 import pytest
 
-from services.customers import integrity_storage as store
+from services.customers import storage as store
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

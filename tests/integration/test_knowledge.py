@@ -6,7 +6,6 @@ sharing one index."""
 from __future__ import annotations
 
 import contextlib
-import time
 
 import eventlet
 import pytest
@@ -20,22 +19,13 @@ from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import event, handles
 from services.knowledge.service import KnowledgeService
 from services.notify.service import NotifyService
+from tests.waiting import wait_for
 
 ZHANG = {"id": "u-zhangwei", "role": "rep", "team_id": "t1", "name": "张伟", "username": "zw"}
 LI = {"id": "u-lina", "role": "rep", "team_id": "t1", "name": "李娜", "username": "ln"}
 ZHAO = {"id": "u-zhaolei", "role": "rep", "team_id": "t2", "name": "赵磊", "username": "zl"}
 WANG = {"id": "u-wang", "role": "manager", "team_id": "t1", "name": "王经理", "username": "wj"}
 CHEN = {"id": "u-chenjing", "role": "rep", "team_id": "t2", "name": "陈静", "username": "cj"}
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        eventlet.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

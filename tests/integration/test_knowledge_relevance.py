@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
-from services.knowledge.search import InMemoryIndex
 from services.knowledge.service import KnowledgeService
+from tests.unit.knowledge import relevance
+from tests.unit.knowledge.reference_index import InMemoryIndex
 
 CORPUS = json.loads((Path(__file__).parents[1] / "unit" / "knowledge" / "relevance_corpus.json")
                     .read_text("utf-8"))
@@ -45,26 +46,18 @@ def test_relevance_through_the_service(loaded, capsys):
     reference = InMemoryIndex()
     for e in CORPUS["entries"]:
         reference.add(e)
-    found = wanted = 0
-    reciprocal = 0.0
-    misses = []
     viewer = REPS[0]
-    for q in CORPUS["queries"]:
-        items = kb.search(viewer, {"q": q["q"], "limit": 10})["items"]
+
+    def ranked(query):
+        items = kb.search(viewer, {"q": query, "limit": 10})["items"]
         got = [to_corpus[i["id"]] for i in items]
         # the service ranks exactly as the reference implementation
-        ref = reference.search(q["q"], limit=10)
-        assert got == [h.doc_id for h in ref], q["q"]
-        assert [i["score"] for i in items] == [h.to_api()["score"] for h in ref], q["q"]
-        hit = [r for r in q["relevant"] if r in got[:3]]
-        found += len(hit)
-        wanted += len(q["relevant"])
-        ranks = [got.index(r) + 1 for r in q["relevant"] if r in got]
-        reciprocal += 1.0 / min(ranks) if ranks else 0.0
-        if len(hit) < len(q["relevant"]):
-            misses.append(f"{q['q']} wants {q['relevant']} got {got[:3]}")
-    recall = found / wanted
-    mrr = reciprocal / len(CORPUS["queries"])
+        ref = reference.search(query, limit=10)
+        assert got == [h.doc_id for h in ref], query
+        assert [i["score"] for i in items] == [h.to_api()["score"] for h in ref], query
+        return got
+
+    recall, mrr, misses = relevance.measure(CORPUS["queries"], ranked)
     summary = (f"knowledge relevance through the service (RabbitMQ + FerretDB): "
                f"{len(CORPUS['entries'])} entries, {len(CORPUS['queries'])} queries: "
                f"recall@3={recall:.3f} MRR={mrr:.3f}")

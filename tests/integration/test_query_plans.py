@@ -210,6 +210,8 @@ def test_accounts_and_forecast_read_indexes(rpc, people, step):
     a, f = rpc["accounts"], rpc["forecast"]
     for actor in (people["wang"], ADMIN):
         step(f"users {actor['role']}", lambda x=actor: a.list_users(x, 1, 20))
+    step("users in scope", lambda: a.users_in_scope(people["wang"]))
+    step("team managers", lambda: a.team_managers([people["wang"]["team_id"]]))
     step("teams", lambda: a.list_teams(ADMIN))
     step("me", lambda: a.me(people["zhang"]))
     step("settings", lambda: a.get_settings(people["zhang"]))

@@ -21,19 +21,10 @@ from services.common.events import event
 from services.notify.service import NotifyService
 from services.scheduler import domain, storage
 from services.scheduler.service import SchedulerService
+from tests.waiting import wait_for
 
 ADMIN = {"id": "bootstrap", "role": "admin", "team_id": None, "name": "", "username": "admin"}
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
-
-
-def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        eventlet.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

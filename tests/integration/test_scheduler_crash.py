@@ -17,16 +17,7 @@ from services.notify.service import NotifyService
 from services.scheduler import storage
 from services.scheduler.service import SchedulerService
 from tests.integration.test_scheduler import DueProbe
-
-
-def wait_for(predicate, timeout, what):
-    # polls gently: counting notifications is a scan on FerretDB
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 1000
@@ -68,7 +59,7 @@ def test_sigkill_mid_burst_loses_nothing_and_shows_nothing_twice(
 
     first = scheduler_process(service_config, tmp_path / "first.log")
     try:
-        wait_for(lambda: notifications.count_documents({}) >= 100, timeout=120,
+        wait_for(lambda: notifications.count_documents({}) >= 100, timeout=120, interval=0.5,
                  what="the first instance to be busy")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -81,7 +72,7 @@ def test_sigkill_mid_burst_loses_nothing_and_shows_nothing_twice(
     second = scheduler_process(service_config, tmp_path / "second.log")
     try:
         try:
-            wait_for(lambda: notifications.count_documents({}) >= N, timeout=180,
+            wait_for(lambda: notifications.count_documents({}) >= N, timeout=180, interval=0.5,
                      what="every reminder after the restart")
         except AssertionError:
             print("DIAG", db.firings.count_documents({}),

@@ -84,3 +84,67 @@ def test_the_image_carries_the_built_web_app_where_the_gateway_looks():
     assert where == "/app/" + copied.removeprefix("./")
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"web/node_modules", "web/dist", ".venv", ".data"} <= set(ignored)
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_no_service_imports_another_service_and_the_gateway_only_schemas():
+    services = {p.name for p in (ROOT / "services").iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()} - {"common"}
+    wrong = []
+    for path in (ROOT / "services").rglob("*.py"):
+        own = path.relative_to(ROOT / "services").parts[0]
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "services" and len(parts) > 1 and parts[1] in services - {own}:
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    for path in (ROOT / "gateway").rglob("*.py"):
+        for module in _imports(path):
+            parts = module.split(".")
+            if (parts[0] == "services" and len(parts) > 2 and parts[1] in services
+                    and not parts[2].endswith("schemas")):
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert wrong == []
+
+
+ENTRYPOINTS_AND_PROVIDERS = {"services/knowledge/replica.py"}
+
+
+def test_domains_stay_pure():
+    """No domain, rule or normalizer module imports nameko, jwt or pymongo."""
+    heavy = ("nameko", "jwt", "argon2", "pymongo", "kombu", "eventlet", "services.common.auth",
+             "services.common.events", "services.common.mongo", "services.common.rpc")
+    wrong = []
+    for path in (ROOT / "services").rglob("*.py"):
+        if (path.name in {"service.py", "storage.py", "cli.py"} or "storage" in path.parts
+                or "entrypoints" in path.parts):
+            continue
+        if str(path.relative_to(ROOT)) in ENTRYPOINTS_AND_PROVIDERS:
+            continue
+        if path.parent.name == "common" and path.stem not in {
+                "principal", "money", "stages", "escalation", "timezones", "contracts", "reminders",
+                "field_error", "errors"}:
+            continue
+        for module in _imports(path):
+            if module.startswith(heavy):
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert wrong == []
+
+
+def test_the_customers_domain_raises_its_own_errors():
+    """Its rules say what went wrong; the entrypoints choose the RPC error."""
+    pure = [p for p in (ROOT / "services" / "customers").rglob("*.py")
+            if not {"entrypoints", "storage"} & set(p.parts) and p.name not in {
+                "service.py", "errors.py"}]
+    assert [str(p.relative_to(ROOT)) for p in pure
+            if "services.common.errors" in _imports(p)] == []

@@ -110,14 +110,6 @@ def test_list_scope_per_role():
         domain.user_list_scope(REP)
 
 
-def test_visibility_of_users():
-    other_team = {"id": "x", "team_id": "t2"}
-    same_team = {"id": "y", "team_id": "t1"}
-    assert domain.may_see_user(ADMIN, other_team)
-    assert domain.may_see_user(MANAGER, same_team)
-    assert not domain.may_see_user(MANAGER, other_team)
-    assert domain.may_see_user(REP, {"id": "r", "team_id": "t1"})
-    assert not domain.may_see_user(REP, same_team)
 
 
 def test_login_throttle_doubles_after_free_failures():

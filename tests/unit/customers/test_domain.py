@@ -4,17 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.auth import Principal
-from services.common.errors import Forbidden, Invalid, NotFound
-from services.customers import domain
+from services.customers import domain, listing
 from services.customers import normalize as norm
+from services.customers.errors import InvalidFields, NotAllowed, NotVisible
+from tests.unit.customers.people import ADMIN, MANAGER, OTHER_MANAGER, OTHER_REP, REP, REP2
 
-REP = Principal("rep-zhang", "rep", "team-south", "张伟")
-REP2 = Principal("rep-li", "rep", "team-south", "李娜")
-OTHER_REP = Principal("rep-zhao", "rep", "team-north", "赵磊")
-MANAGER = Principal("mgr-wang", "manager", "team-south", "王经理")
-OTHER_MANAGER = Principal("mgr-sun", "manager", "team-north", "孙经理")
-ADMIN = Principal("admin-1", "admin", None, "管理员")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -64,19 +58,19 @@ def test_name_key_round_trip_with_and_without_region():
 
 
 def test_invalid_credit_code_is_a_422_naming_the_field():
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         keys_of(company_name="华为技术有限公司", credit_code="914403001922038217")
     assert "credit_code" in err.value.details["fields"]
 
 
 def test_invalid_phone_is_a_422_naming_the_field():
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         keys_of(company_name="华为技术有限公司", phones=["8888 8888"])
     assert list(err.value.details["fields"]) == ["phones"]
 
 
 def test_blank_company_name_is_refused():
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         keys_of(company_name="（）——")
     assert "company_name" in err.value.details["fields"]
 
@@ -93,7 +87,7 @@ def test_search_grams_skip_common_words_unless_nothing_else_is_left():
 def test_a_rep_sees_only_his_own_customers():
     assert domain.may_see(REP, customer(REP))
     assert not domain.may_see(REP2, customer(REP))
-    with pytest.raises(NotFound):
+    with pytest.raises(NotVisible):
         domain.check_visible(REP2, customer(REP))
 
 
@@ -111,32 +105,32 @@ def test_the_pool_is_public():
 def test_only_reps_and_managers_enter_customers():
     domain.check_may_create(REP)
     domain.check_may_create(MANAGER)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         domain.check_may_create(ADMIN)
 
 
 def test_only_the_owner_writes_follow_ups():
     assert domain.check_may_follow_up(REP, customer(REP))
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         domain.check_may_follow_up(MANAGER, customer(REP))
-    with pytest.raises(NotFound):  # not visible: not even told it exists
+    with pytest.raises(NotVisible):  # not visible: not even told it exists
         domain.check_may_follow_up(OTHER_REP, customer(REP))
 
 
 def test_list_filter_keeps_each_role_in_its_scope():
-    assert domain.list_filter(REP) == {"owner_id": REP.id}
-    assert domain.list_filter(MANAGER, stage=25) == {"team_id": "team-south", "stage": 25}
-    assert domain.list_filter(ADMIN, owner_id=REP.id) == {"owner_id": REP.id}
-    assert domain.list_filter(REP, status="pool") == {"status": "pool"}
+    assert listing.list_filter(REP) == {"owner_id": REP.id}
+    assert listing.list_filter(MANAGER, stage=25) == {"team_id": "team-south", "stage": 25}
+    assert listing.list_filter(ADMIN, owner_id=REP.id) == {"owner_id": REP.id}
+    assert listing.list_filter(REP, status="pool") == {"status": "pool"}
     # a rep asking for another rep's customers gets nothing, not a wider scope
-    assert domain.list_filter(REP, owner_id=REP2.id) == {"_id": {"$in": []}}
+    assert listing.list_filter(REP, owner_id=REP2.id) == {"_id": {"$in": []}}
 
 
 def test_query_terms_search_phone_credit_code_or_name():
-    assert domain.query_terms("138-0013-8000") == {"phones": "+8613800138000"}
-    assert domain.query_terms("腾讯计算机") == {"name_grams": {"$all": ["腾讯", "讯计", "计算", "算机"]}}
-    assert domain.query_terms("腾") == {"name_core": {"$regex": "腾"}}
-    assert domain.query_terms(None) == {}
+    assert listing.query_terms("138-0013-8000") == {"phones": "+8613800138000"}
+    assert listing.query_terms("腾讯计算机") == {"name_grams": {"$all": ["腾讯", "讯计", "计算", "算机"]}}
+    assert listing.query_terms("腾") == {"name_core": {"$regex": "腾"}}
+    assert listing.query_terms(None) == {}
 
 
 # ---------------------------------------------------------------- values
@@ -144,9 +138,9 @@ def test_query_terms_search_phone_credit_code_or_name():
 
 def test_birthday_must_be_a_real_day():
     assert domain.valid_month_day("02-29") == "02-29"
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         domain.valid_month_day("02-30")
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         domain.valid_month_day("13-01")
 
 
@@ -162,7 +156,7 @@ def test_money_is_yuan_in_and_fen_stored():
     assert domain.fen_to_number(1234567) == 12345.67
     assert domain.fen_to_number(500000) == 5000
     for bad in (1.234, -5, 10**20):
-        with pytest.raises(Invalid) as err:
+        with pytest.raises(InvalidFields) as err:
             domain.money_to_fen(bad)
         assert "expected_value" in err.value.details["fields"]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from services.customers import domain
 from services.customers.normalize import (
     FREE_MAIL_DOMAINS,
     SIMILAR_THRESHOLD,
     InvalidField,
     NameKey,
-    claim_keys_for_name,
     credit_code_check_char,
     credit_code_key,
     email_domain_hint,
@@ -322,7 +322,7 @@ def test_same_company_name_on_keys():
 def _claim(log, name, customer_id):
     """What the storage layer does, minus the database: decide, then append."""
     key = normalize_company_name(name)
-    (stream,) = claim_keys_for_name(key)
+    stream, _ = domain.split_name_key(domain.name_key(key))
     entries = [e for e in log if e["stream"] == stream]
     decision = name_claim_decision(entries, key.region_path)
     if decision.allowed:
@@ -332,9 +332,13 @@ def _claim(log, name, customer_id):
     return decision
 
 
+def _stream(name):
+    return domain.split_name_key(domain.name_key(normalize_company_name(name)))[0]
+
+
 def test_claim_keys_are_the_core_stream():
-    assert claim_keys_for_name("深圳市腾讯计算机系统有限公司") == ["name:腾讯计算机系统"]
-    assert claim_keys_for_name("腾讯计算机系统（深圳）有限公司") == ["name:腾讯计算机系统"]
+    assert _stream("深圳市腾讯计算机系统有限公司") == "name:腾讯计算机系统"
+    assert _stream("腾讯计算机系统（深圳）有限公司") == "name:腾讯计算机系统"
     assert matched_on_for_key("name:腾讯计算机系统") == "company_name"
 
 

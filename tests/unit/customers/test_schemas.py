@@ -11,7 +11,7 @@ import pytest
 from services.common.errors import Invalid
 from services.common.validation import parse
 from services.customers import schemas
-from services.customers.integrity_schemas import CustomerChanges
+from services.customers.schemas import CustomerChanges
 
 COMPANY = "深圳市腾讯计算机系统有限公司"
 

@@ -11,24 +11,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.common.money import MoneyError, fen_to_yuan, yuan_to_fen
 from services.forecast.domain import (
     DEFAULT_STAGES,
     METHOD,
     MIN_ACTIVE,
     EventError,
     ForecastError,
-    MoneyError,
     StageError,
-    aggregate_deals,
     apply_deal_event,
-    apply_deltas,
     apply_stages_event,
     backtest,
     calibrate,
-    counts_for_scope,
-    deal_delta,
     default_stages,
-    fen_to_yuan,
     group_history,
     history_entry,
     merge_history,
@@ -40,8 +35,8 @@ from services.forecast.domain import (
     stage_counts,
     week_key,
     week_start,
-    yuan_to_fen,
 )
+from tests.unit.forecast.oracle import aggregate_deals, apply_deltas, counts_for_scope, deal_delta
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 YUAN = 100  # fen

@@ -4,7 +4,7 @@ it was taken from, also for snapshots stored before that (float yuan)."""
 
 from datetime import UTC, datetime
 
-from services.forecast import readmodel
+from services.forecast import readmodel, snapshots
 
 MONDAY = datetime(2024, 5, 5, 16, 0, tzinfo=UTC)  # 00:00 on Monday in Shanghai
 TAKEN = datetime(2024, 5, 6, 0, 30, tzinfo=UTC)
@@ -26,7 +26,7 @@ def floats_in(value, path="doc"):
 
 def snapshot():
     figures = readmodel.forecast_figures(*ARGS)
-    return readmodel.snapshot_doc("owner:u-zhangwei", "2024-W19", MONDAY, TAKEN, figures)
+    return snapshots.snapshot_doc("owner:u-zhangwei", "2024-W19", MONDAY, TAKEN, figures)
 
 
 def test_a_snapshot_stores_money_as_integer_fen_only():
@@ -44,7 +44,7 @@ def test_a_snapshot_stores_money_as_integer_fen_only():
 
 def test_history_shows_the_yuan_of_the_forecast_it_was_taken_from():
     view = readmodel.forecast_view(*ARGS)
-    item = readmodel.snapshot_out(snapshot())
+    item = snapshots.snapshot_out(snapshot())
     assert item == {
         "week": "2024-W19", "week_start": "2024-05-05T16:00:00+00:00",
         "taken_at": "2024-05-06T00:30:00+00:00",
@@ -52,7 +52,7 @@ def test_history_shows_the_yuan_of_the_forecast_it_was_taken_from():
         "active_count": 6, "min_active": 14, "reliable": False,
     }
     assert item["forecast"] == 28_586.41
-    whole = readmodel.snapshot_out({**snapshot(), "forecast_fen": 1_000_000})
+    whole = snapshots.snapshot_out({**snapshot(), "forecast_fen": 1_000_000})
     assert whole["forecast"] == 10_000 and isinstance(whole["forecast"], int)
 
 
@@ -67,7 +67,7 @@ def test_snapshots_stored_as_float_yuan_are_read_alike():
                    for r in view["stages"]],
     }
     assert isinstance(legacy["calibrated_forecast"], float)
-    assert readmodel.snapshot_out(legacy) == readmodel.snapshot_out(snapshot())
+    assert snapshots.snapshot_out(legacy) == snapshots.snapshot_out(snapshot())
     older = {k: v for k, v in legacy.items() if k != "forecast_fen"}
-    assert readmodel.snapshot_out(older)["forecast"] == 28_586.41
-    assert readmodel.snapshot_out({**older, "forecast": 0.1 + 0.2})["forecast"] == 0.3
+    assert snapshots.snapshot_out(older)["forecast"] == 28_586.41
+    assert snapshots.snapshot_out({**older, "forecast": 0.1 + 0.2})["forecast"] == 0.3

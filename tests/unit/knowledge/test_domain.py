@@ -5,17 +5,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.auth import Principal
 from services.common.errors import Forbidden, Invalid
+from services.common.principal import Principal
 from services.common.validation import parse
-from services.knowledge import domain, schemas
+from services.knowledge import domain, drafts, schemas
 from services.knowledge.domain import (
-    company_aliases,
-    draft_from_alarm,
-    mask_customer,
     usefulness,
     vote_delta,
 )
+from services.knowledge.drafts import company_aliases, draft_from_alarm, mask_customer
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 REP = Principal("u-rep", "rep", "t1", "张伟", "zhangwei")
@@ -230,25 +228,25 @@ def test_draft_from_alarm_is_masked_and_belongs_to_the_rep():
 
 
 def test_only_an_alarm_with_a_note_gives_a_draft():
-    assert domain.wants_draft(ALARM)
-    assert not domain.wants_draft({**ALARM, "note": "  "})
-    assert not domain.wants_draft({**ALARM, "note": None})
-    assert not domain.wants_draft({**ALARM, "owner_id": None})
+    assert drafts.wants_draft(ALARM)
+    assert not drafts.wants_draft({**ALARM, "note": "  "})
+    assert not drafts.wants_draft({**ALARM, "note": None})
+    assert not drafts.wants_draft({**ALARM, "owner_id": None})
 
 
 def test_a_resolved_alarm_that_can_never_give_a_draft_is_dropped_not_retried():
-    assert domain.alarm_draft_action(ALARM) == (domain.DRAFT_IT, "")
-    assert domain.alarm_draft_action({**ALARM, "note": ""})[0] == domain.SKIP
-    assert domain.alarm_draft_action({**ALARM, "owner_id": None})[0] == domain.SKIP
+    assert drafts.alarm_draft_action(ALARM) == (drafts.DRAFT_IT, "")
+    assert drafts.alarm_draft_action({**ALARM, "note": ""})[0] == drafts.SKIP
+    assert drafts.alarm_draft_action({**ALARM, "owner_id": None})[0] == drafts.SKIP
     no_alarm = {k: v for k, v in ALARM.items() if k != "alarm_id"}
-    assert domain.alarm_draft_action(no_alarm) == (domain.MALFORMED, "missing alarm_id")
+    assert drafts.alarm_draft_action(no_alarm) == (drafts.MALFORMED, "missing alarm_id")
     for broken in ({**ALARM, "alarm_id": "  "}, {**ALARM, "owner_id": 42},
                    {**ALARM, "note": ["先找技术部"]}, {**ALARM, "reason": {"text": "换采购"}},
                    {**ALARM, "decision": ["continue"]}, None, "al-1"):
-        assert domain.alarm_draft_action(broken)[0] == domain.MALFORMED, broken
+        assert drafts.alarm_draft_action(broken)[0] == drafts.MALFORMED, broken
     # whatever is judged draftable, draft_from_alarm builds without an error
     for payload in (ALARM, {**ALARM, "decision": None, "reason": None, "company_name": None}):
-        assert domain.alarm_draft_action(payload)[0] == domain.DRAFT_IT
+        assert drafts.alarm_draft_action(payload)[0] == drafts.DRAFT_IT
         assert draft_from_alarm(payload, "q", "a", NOW)["alarm_id"] == "al-1"
 
 
@@ -258,7 +256,7 @@ def test_long_reason_gives_a_short_title():
 
 
 def test_draft_changes_edit_the_answer_too():
-    assert domain.draft_changes({"title": "新标题", "answer": "改过的解答", "tags": ["拜访"]}) == {
+    assert drafts.draft_changes({"title": "新标题", "answer": "改过的解答", "tags": ["拜访"]}) == {
         "title": "新标题", "draft_answer.body": "改过的解答", "tags": ["拜访"],
         "tag_keys": ["拜访"]}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from services.knowledge import search
 from services.knowledge.engine import Engine, forward_row
-from services.knowledge.search import InMemoryIndex
+from tests.unit.knowledge import reference_index
+from tests.unit.knowledge.reference_index import InMemoryIndex
 
 CORPUS = json.loads(Path(__file__).with_name("relevance_corpus.json").read_text("utf-8"))
 
@@ -54,7 +55,7 @@ def test_snippets_of_title_and_tag_matches_are_marked_alike():
 def test_without_limit_every_matching_entry_is_ranked():
     ref, eng = both(CORPUS["entries"])
     terms = search.parse_query("客户嫌贵")
-    expected = search.rank(terms, {t: dict(ref._postings[t]) for t in search.query_vocabulary(terms)
+    expected = reference_index.rank(terms, {t: dict(ref._postings[t]) for t in reference_index.query_vocabulary(terms)
                                    if t in ref._postings}, ref._records, ref.stats, limit=None)
     assert eng.rank(terms, limit=None) == expected
 
@@ -121,7 +122,7 @@ def test_common_terms_are_read_only_as_far_as_needed():
     eng.finish()
     for q in ("客户", "客户 报价"):
         terms = search.parse_query(q)
-        total = sum(eng.doc_freq(t) for t in search.query_vocabulary(terms))
+        total = sum(eng.doc_freq(t) for t in reference_index.query_vocabulary(terms))
         same(ref.search(q), eng.search(q))
         assert eng.last_read < total / 5, (q, eng.last_read, total)
 

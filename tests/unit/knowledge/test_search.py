@@ -12,18 +12,16 @@ import pytest
 from services.knowledge import search
 from services.knowledge.search import (
     CorpusStats,
-    InMemoryIndex,
     QueryTerm,
-    candidate_ids,
-    group_postings,
     index_document,
     make_snippet,
     parse_query,
-    rank,
     score,
     stats_increment,
     tokenize,
 )
+from tests.unit.knowledge import reference_index, relevance
+from tests.unit.knowledge.reference_index import InMemoryIndex, candidate_ids, group_postings, rank
 
 CORPUS_PATH = Path(__file__).with_name("relevance_corpus.json")
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -129,7 +127,7 @@ def test_tokenize_is_deterministic_and_uses_a_private_jieba():
     assert tokenize(text) == tokenize(text)
     import jieba
 
-    assert search._get_tokenizer() is not jieba.dt
+    assert search.text._get_tokenizer() is not jieba.dt
     assert tokenize("") == [] and tokenize("的了吗") == []
 
 
@@ -440,7 +438,7 @@ def test_storage_path_matches_the_in_memory_reference():
     for q in data["queries"][:15]:
         for tags in (None, ["价格"]):
             terms = parse_query(q["q"])
-            vocab = search.query_vocabulary(terms)
+            vocab = reference_index.query_vocabulary(terms)
             rows = [r for r in posting_rows if r["term"] in vocab]  # find({"term": {"$in": ...}})
             postings = group_postings(rows)
             docs = {d: doc_rows[d] for d in candidate_ids(postings)}
@@ -537,20 +535,8 @@ def test_relevance_recall_at_3_and_mrr(capsys):
     index = InMemoryIndex()
     for e in entries:
         index.add(e)
-    found = wanted = 0
-    reciprocal = 0.0
-    misses = []
-    for q in queries:
-        ids = [h.doc_id for h in index.search(q["q"], limit=10)]
-        hit = [r for r in q["relevant"] if r in ids[:3]]
-        found += len(hit)
-        wanted += len(q["relevant"])
-        ranks = [ids.index(r) + 1 for r in q["relevant"] if r in ids]
-        reciprocal += 1.0 / min(ranks) if ranks else 0.0
-        if len(hit) < len(q["relevant"]):
-            misses.append(f"{q['q']} wants {q['relevant']} got {ids[:3]}")
-    recall = found / wanted
-    mrr = reciprocal / len(queries)
+    recall, mrr, misses = relevance.measure(
+        queries, lambda q: [h.doc_id for h in index.search(q, limit=10)])
     summary = (
         f"knowledge relevance: {len(entries)} entries, {len(queries)} queries "
         f"({paraphrased} worded unlike the titles): recall@3={recall:.3f} MRR={mrr:.3f}"

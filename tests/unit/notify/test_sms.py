@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from services.notify import sms
 from services.notify.sms import (
     AliyunSmsProvider,
     Attempt,
@@ -35,9 +34,8 @@ from services.notify.sms import (
     aliyun_phone_number,
     aliyun_sign,
     aliyun_string_to_sign,
-    deliver_with_retry,
+    attempt,
     e164_phone,
-    proportional_jitter,
     provider_from_config,
     retry_delay,
 )
@@ -56,6 +54,20 @@ def _no_proxy(monkeypatch):
 
 # --------------------------------------------------------------------------
 # a tiny local HTTP server
+
+def deliver_with_retry(provider, to, text, max_attempts=3, base_delay=1.0, sleep=None,
+                       clock=None):
+    """What notify does across its retry ticks (one `attempt` a tick,
+    `retry_delay` apart), in one loop: a test driver for the providers."""
+    attempts = []
+    for n in range(1, max_attempts + 1):
+        if n > 1:
+            sleep(retry_delay(n - 1, base_delay))
+        attempts.append(attempt(provider, to, text, clock))
+        if attempts[-1].ok:
+            return "sent", attempts
+    return "failed", attempts
+
 
 
 class _Server(ThreadingHTTPServer):
@@ -650,32 +662,8 @@ def test_retry_delays():
         retry_delay(0)
 
 
-def test_first_success_means_no_sleep():
-    sleeps = Sleeps()
-    assert deliver_with_retry(FakeProvider([True]), MOBILE, TEXT, sleep=sleeps)[0] == "sent"
-    assert sleeps == []
 
 
-def test_configurable_attempts_base_delay_cap_and_jitter():
-    sleeps = Sleeps()
-    provider = FakeProvider([False] * 5)
-    status, attempts = deliver_with_retry(
-        provider, MOBILE, TEXT, max_attempts=5, base_delay=2, sleep=sleeps, max_delay=5
-    )
-    assert (status, len(attempts), provider.calls) == ("failed", 5, 5)
-    assert sleeps == [2.0, 4.0, 5.0, 5.0]
-
-    sleeps = Sleeps()
-    deliver_with_retry(
-        FakeProvider([False, False, True]), MOBILE, TEXT, sleep=sleeps, jitter=lambda d: d + 0.25
-    )
-    assert sleeps == [1.25, 2.25]
-
-    sleeps = Sleeps()
-    jitter = proportional_jitter(0.5, rng=lambda: 1.0)  # upper bound: ×1.5
-    deliver_with_retry(FakeProvider([False, True]), MOBILE, TEXT, sleep=sleeps, jitter=jitter)
-    assert sleeps == [1.5]
-    assert proportional_jitter(0.5, rng=lambda: 0.0)(2.0) == 1.0
 
 
 def test_a_provider_that_raises_is_recorded_not_propagated():
@@ -695,22 +683,8 @@ def test_config_errors_propagate_and_are_not_retried():
     assert provider.calls == 1
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"max_attempts": 0}, {"max_attempts": 1.5}, {"max_attempts": True}, {"base_delay": -1}],
-)
-def test_invalid_retry_settings(kwargs):
-    with pytest.raises(ValueError):
-        deliver_with_retry(FakeProvider([True]), MOBILE, TEXT, sleep=Sleeps(), **kwargs)
 
 
-def test_default_sleep_is_resolved_at_call_time(monkeypatch):
-    # So eventlet's monkey-patched time.sleep is used even if this module
-    # was imported before monkey_patch().
-    sleeps = Sleeps()
-    monkeypatch.setattr(sms.time, "sleep", sleeps)
-    deliver_with_retry(FakeProvider([False, True]), MOBILE, TEXT, base_delay=0.01)
-    assert sleeps == [0.01]
 
 
 # --------------------------------------------------------------------------

@@ -2,29 +2,32 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.common.auth import Principal
-from services.common.errors import Conflict, Forbidden, Invalid, NotFound
-from services.customers import lifecycle as lc
+from services.customers import rules as lc
+from services.customers.errors import (
+    CustomerError,
+    InvalidFields,
+    NotAllowed,
+    to_rpc,
+)
+from tests.unit.customers import people
+from tests.unit.customers.people import ADMIN, MANAGER, OTHER_MANAGER, REP, REP2
 
-OWNER = Principal("u_zhang", "rep", "t_south", "张伟")
-OTHER_REP = Principal("u_li", "rep", "t_south", "李娜")
-FAR_REP = Principal("u_zhao", "rep", "t_north", "赵磊")
-MANAGER = Principal("u_wang", "manager", "t_south", "王经理")
-FAR_MANAGER = Principal("u_sun", "manager", "t_north", "孙经理")
-ADMIN = Principal("u_admin", "admin", None, "管理员")
+OWNER, OTHER_REP, FAR_REP, FAR_MANAGER = REP, REP2, people.OTHER_REP, OTHER_MANAGER
 
-CUSTOMER = {"_id": "c1", "company_name": "深圳市华强电子有限公司", "owner_id": "u_zhang",
-            "team_id": "t_south", "status": "active", "stage": 25,
+CUSTOMER = {"_id": "c1", "company_name": "深圳市华强电子有限公司", "owner_id": "rep-zhang",
+            "team_id": "team-south", "status": "active", "stage": 25,
             "phones": ["+8675583216666"], "expected_value_fen": 5000000,
             "contacts": [{"name": "陈总", "title": "采购总监", "decision_level": 3}]}
 POOLED = {**CUSTOMER, "_id": "c2", "owner_id": None, "team_id": None, "status": "pool"}
 
 
 def code(fn, *args):
+    """What the client gets: the status and code the entrypoint maps to."""
     try:
         fn(*args)
-    except (Forbidden, NotFound, Conflict, Invalid) as exc:
-        return exc.status, exc.code
+    except CustomerError as exc:
+        answer = to_rpc(exc)
+        return answer.status, answer.code
     return 200, None
 
 
@@ -69,12 +72,12 @@ def test_amendment_matrix():
 
 def test_an_amendment_counts_only_in_the_ownership_it_was_asked_in():
     asked = datetime(2026, 3, 9, 10, 30, tzinfo=UTC)
-    amendment = {"owner_id": "u_zhang", "requested_at": asked}
+    amendment = {"owner_id": "rep-zhang", "requested_at": asked}
     check = lc.check_amendment_current
     assert code(check, amendment, CUSTOMER) == (200, None)  # never changed hands
     assert code(check, amendment, {**CUSTOMER, "owner_since": asked - timedelta(days=30)}) == (
         200, None)
-    assert code(check, amendment, {**CUSTOMER, "owner_id": "u_li",
+    assert code(check, amendment, {**CUSTOMER, "owner_id": "rep-li",
                                    "owner_since": asked + timedelta(hours=1)}) == (
         409, "amendment_stale")
     assert code(check, amendment, POOLED) == (409, "amendment_stale")
@@ -85,10 +88,10 @@ def test_an_amendment_counts_only_in_the_ownership_it_was_asked_in():
 
 def test_an_alarm_is_overtaken_once_the_customer_changed_hands():
     raised = datetime(2026, 3, 9, 10, 30, tzinfo=UTC)
-    alarm = {"owner_id": "u_zhang", "raised_at": raised}
+    alarm = {"owner_id": "rep-zhang", "raised_at": raised}
     assert not lc.alarm_overtaken(alarm, CUSTOMER)
     assert not lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_since": raised - timedelta(days=1)})
-    assert lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_id": "u_li"})
+    assert lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_id": "rep-li"})
     assert lc.alarm_overtaken(alarm, POOLED)
     assert lc.alarm_overtaken(alarm, None)
     assert lc.alarm_overtaken(alarm, {**CUSTOMER, "owner_since": raised + timedelta(days=3)})
@@ -108,10 +111,10 @@ def test_diff_keeps_only_real_changes():
     assert lc.before_after(changes) == (
         {"phones": ["+8675583216666"], "expected_value_fen": 5000000},
         {"phones": ["+8675583216666", "+8613800138000"], "expected_value_fen": 8000000})
-    with pytest.raises(Invalid):
+    with pytest.raises(InvalidFields):
         lc.require_changes(lc.diff(CUSTOMER, {"company_name": CUSTOMER["company_name"]}))
-    with pytest.raises(Invalid) as err:
-        lc.diff(CUSTOMER, {"owner_id": "u_li"})
+    with pytest.raises(InvalidFields) as err:
+        lc.diff(CUSTOMER, {"owner_id": "rep-li"})
     assert err.value.details["fields"] == {"changes.owner_id": "cannot be changed here"}
 
 
@@ -122,7 +125,7 @@ def test_stage_change_is_the_owners():
     assert code(lc.check_may_change_stage, OTHER_REP, POOLED) == (403, "forbidden")
 
 
-ALARM = {"_id": "a1", "customer_id": "c1", "owner_id": "u_zhang", "team_id": "t_south",
+ALARM = {"_id": "a1", "customer_id": "c1", "owner_id": "rep-zhang", "team_id": "team-south",
          "status": "open"}
 
 
@@ -139,35 +142,35 @@ def test_alarm_matrix():
     assert code(lc.check_may_resolve_alarm, MANAGER, None) == (404, "not_found")
 
 
-LI = {"id": "u_li", "role": "rep", "team_id": "t_south"}
+LI = {"id": "rep-li", "role": "rep", "team_id": "team-south"}
 
 
 @pytest.mark.parametrize("who,decision,new_owner_id,user,field", [
     (MANAGER, "reassign", None, None, "new_owner_id"),
     (MANAGER, "reassign", "ghost", None, "new_owner_id"),
-    (MANAGER, "reassign", "u_sun", {"id": "u_sun", "role": "manager", "team_id": "t_south"},
+    (MANAGER, "reassign", "mgr-sun", {"id": "mgr-sun", "role": "manager", "team_id": "team-south"},
      "new_owner_id"),
-    (MANAGER, "reassign", "u_zhang", {"id": "u_zhang", "role": "rep", "team_id": "t_south"},
+    (MANAGER, "reassign", "rep-zhang", {"id": "rep-zhang", "role": "rep", "team_id": "team-south"},
      "new_owner_id"),
-    (MANAGER, "reassign", "u_zhao", {"id": "u_zhao", "role": "rep", "team_id": "t_north"},
+    (MANAGER, "reassign", "rep-zhao", {"id": "rep-zhao", "role": "rep", "team_id": "team-north"},
      "new_owner_id"),
-    (MANAGER, "abandon", "u_li", LI, "new_owner_id"),
+    (MANAGER, "abandon", "rep-li", LI, "new_owner_id"),
     (MANAGER, "give_up", None, None, "decision"),
 ])
 def test_bad_alarm_resolutions_name_the_field(who, decision, new_owner_id, user, field):
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.check_alarm_resolution(who, ALARM, decision, "real", new_owner_id, user)
     assert list(err.value.details["fields"]) == [field]
 
 
 def test_good_alarm_resolutions():
-    lc.check_alarm_resolution(MANAGER, ALARM, "reassign", "real", "u_li", LI)
+    lc.check_alarm_resolution(MANAGER, ALARM, "reassign", "real", "rep-li", LI)
     lc.check_alarm_resolution(MANAGER, ALARM, "abandon", "fake", None, None)
     lc.check_alarm_resolution(MANAGER, ALARM, "continue", "unchecked", None, None)
     # an admin may hand it to any team's rep
-    lc.check_alarm_resolution(ADMIN, ALARM, "reassign", "real", "u_zhao",
-                              {"id": "u_zhao", "role": "rep", "team_id": "t_north"})
-    with pytest.raises(Invalid):
+    lc.check_alarm_resolution(ADMIN, ALARM, "reassign", "real", "rep-zhao",
+                              {"id": "rep-zhao", "role": "rep", "team_id": "team-north"})
+    with pytest.raises(InvalidFields):
         lc.check_alarm_resolution(MANAGER, ALARM, "continue", "maybe", None, None)
 
 
@@ -182,7 +185,7 @@ def test_abandon_needs_an_abandon_alarm():
 
 OWNED_SINCE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HELD = {**CUSTOMER, "created_at": OWNED_SINCE}
-ABANDON = {"_id": "a1", "customer_id": "c1", "owner_id": "u_zhang", "status": "resolved",
+ABANDON = {"_id": "a1", "customer_id": "c1", "owner_id": "rep-zhang", "status": "resolved",
            "decision": "abandon", "used_at": None,
            "raised_at": OWNED_SINCE + timedelta(days=40)}
 
@@ -230,8 +233,8 @@ def test_claim():
     assert code(lc.check_may_claim, OTHER_REP, None) == (404, "not_found")
 
 
-DISPUTE = {"_id": "d1", "customer_id": "c1", "claimant_id": "u_li", "claimant_team_id": "t_south",
-           "owner_id": "u_zhang", "team_id": "t_south", "status": "open"}
+DISPUTE = {"_id": "d1", "customer_id": "c1", "claimant_id": "rep-li", "claimant_team_id": "team-south",
+           "owner_id": "rep-zhang", "team_id": "team-south", "status": "open"}
 
 
 def test_dispute_matrix():
@@ -244,7 +247,7 @@ def test_dispute_matrix():
     assert code(lc.check_may_resolve_dispute, ADMIN, DISPUTE) == (200, None)
     assert code(lc.check_may_resolve_dispute, OWNER, DISPUTE) == (403, "forbidden")
     assert code(lc.check_may_resolve_dispute, FAR_MANAGER, DISPUTE) == (403, "forbidden")
-    across = {**DISPUTE, "claimant_id": "u_zhao", "claimant_team_id": "t_north"}
+    across = {**DISPUTE, "claimant_id": "rep-zhao", "claimant_team_id": "team-north"}
     assert code(lc.check_may_resolve_dispute, MANAGER, across) == (403, "forbidden")
     assert code(lc.check_may_resolve_dispute, ADMIN, across) == (200, None)
     assert code(lc.check_may_resolve_dispute, ADMIN, {**DISPUTE, "status": "resolved"}) == (
@@ -255,7 +258,7 @@ def test_dispute_matrix():
 
 def test_a_dispute_is_stale_once_the_customer_changed_hands():
     assert not lc.is_dispute_stale(DISPUTE, CUSTOMER)
-    assert lc.is_dispute_stale(DISPUTE, {**CUSTOMER, "owner_id": "u_zhao"})
+    assert lc.is_dispute_stale(DISPUTE, {**CUSTOMER, "owner_id": "rep-zhao"})
     assert lc.is_dispute_stale(DISPUTE, POOLED)
 
 
@@ -266,36 +269,36 @@ def test_decision_power_decides_the_dispute():
     assert lc.dispute_rule_winner(2, 3) == "owner"
     assert lc.dispute_rule_winner(3, 3) is None
     # the claimant's 总经理 (5) beats the owner's 采购总监 (3)
-    assert lc.check_dispute_decision(DISPUTE, 3, 5, "u_li") == "claimant"
-    with pytest.raises(Invalid) as err:
-        lc.check_dispute_decision(DISPUTE, 3, 5, "u_zhang")
+    assert lc.check_dispute_decision(DISPUTE, 3, 5, "rep-li") == "claimant"
+    with pytest.raises(InvalidFields) as err:
+        lc.check_dispute_decision(DISPUTE, 3, 5, "rep-zhang")
     assert "claimant wins" in err.value.details["fields"]["winner_id"]
     # a tie is the manager's call
-    assert lc.check_dispute_decision(DISPUTE, 3, 3, "u_zhang") == "owner"
-    assert lc.check_dispute_decision(DISPUTE, 3, 3, "u_li") == "claimant"
-    with pytest.raises(Invalid):
-        lc.check_dispute_decision(DISPUTE, 3, 3, "u_zhao")
+    assert lc.check_dispute_decision(DISPUTE, 3, 3, "rep-zhang") == "owner"
+    assert lc.check_dispute_decision(DISPUTE, 3, 3, "rep-li") == "claimant"
+    with pytest.raises(InvalidFields):
+        lc.check_dispute_decision(DISPUTE, 3, 3, "rep-zhao")
 
 
 def test_integrity_rows():
-    reps = [{"id": "u_zhang", "name": "张伟"}, {"id": "u_li", "name": "李娜"}]
+    reps = [{"id": "rep-zhang", "name": "张伟"}, {"id": "rep-li", "name": "李娜"}]
     rows = lc.integrity_rows(reps, {
-        "u_zhang": {"customers": 12, "created": 15, "alarms": 3, "abandoned": 2,
+        "rep-zhang": {"customers": 12, "created": 15, "alarms": 3, "abandoned": 2,
                     "verified_fake": 1},
         "u_gone": {"customers": 1},
     })
     assert [r["rep"] for r in rows] == [
-        {"id": "u_zhang", "name": "张伟"}, {"id": "u_li", "name": "李娜"},
+        {"id": "rep-zhang", "name": "张伟"}, {"id": "rep-li", "name": "李娜"},
         {"id": "u_gone", "name": None}]
-    assert rows[0] == {"rep": {"id": "u_zhang", "name": "张伟"}, "customers": 12, "created": 15,
+    assert rows[0] == {"rep": {"id": "rep-zhang", "name": "张伟"}, "customers": 12, "created": 15,
                        "alarms": 3, "abandoned": 2, "verified_fake": 1}
     assert rows[1]["customers"] == 0 and rows[1]["verified_fake"] == 0
 
 
 def test_report_scope():
     assert lc.report_scope(ADMIN) is None
-    assert lc.report_scope(MANAGER) == "t_south"
-    with pytest.raises(Forbidden):
+    assert lc.report_scope(MANAGER) == "team-south"
+    with pytest.raises(NotAllowed):
         lc.report_scope(OWNER)
 
 
@@ -329,7 +332,7 @@ def test_changes_are_normalized_as_create_normalizes():
     ({"expected_value": 1.234}, "changes.expected_value"),
 ])
 def test_bad_changes_name_the_field(changes, field):
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(InvalidFields) as err:
         lc.normalize_changes(changes)
     assert list(err.value.details["fields"]) == [field]
 

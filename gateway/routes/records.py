@@ -1,16 +1,16 @@
-"""Routes of the customer-integrity part of API.md: amendments, audit, alarms,
-the public pool, disputes, stages, referrals, the integrity report."""
+"""Routes of a customer record's later life (API.md): PATCH and DELETE,
+amendments, the audit trail, alarms, the public pool, disputes, stages,
+referrals, the integrity report."""
 
 from __future__ import annotations
 
-from gateway.http import ROUTES, Call, parse_body, route
-from services.common.errors import Forbidden
-from services.customers import integrity_schemas as s
+from gateway.http import ROUTES, Call, body_text, parse_body, route
+from services.customers import schemas as s
 from services.customers.schemas import Customer
 
 
 def _document_body(model) -> None:
-    """Show a body in the OpenAPI document that the handler parses itself:
+    """Show a body in the OpenAPI document that the service parses itself:
     PATCH must answer a rep 403 before it could answer 422 about his body."""
     ROUTES[-1].body = model
 
@@ -23,26 +23,22 @@ def _optional_body(call: Call, model):
     return parse_body(request, model)
 
 
-class IntegrityRoutes:
+class RecordRoutes:
     # ------------------------------------------------------ immutability
 
     @route("PATCH", "/api/customers/{id}", response=Customer, tag="customers",
            summary="Correct a customer record (manager, admin; a rep gets 403 "
                    "records_are_immutable and asks for an amendment)")
     def patch_customer(self, call: Call, id):
-        if call.user.role == "rep":
-            raise Forbidden("records_are_immutable",
-                            "a rep cannot change a customer record; ask for an amendment")
-        body = parse_body(call.request, s.PatchIn)
-        return self.customers.patch_customer(call.actor, id, body.model_dump(exclude_unset=True))
+        # customers answers a rep 403 before it looks at the body
+        return self.customers.patch_customer(call.actor, id, body_text(call.request))
 
     _document_body(s.PatchIn)
 
     @route("DELETE", "/api/customers/{id}", tag="customers",
            summary="Refused for everyone (403): nothing is ever deleted")
     def delete_customer(self, call: Call, id):
-        raise Forbidden("records_are_immutable",
-                        "customers are never deleted; raise a difficulty alarm to give one up")
+        return self.customers.delete_customer(call.actor, id)
 
     @route("POST", "/api/customers/{id}/amendments", body=s.AmendmentIn, response=s.Amendment,
            status=201, tag="customers",

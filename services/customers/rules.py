@@ -1,5 +1,5 @@
-"""Rules of a customer's life after it was entered (problem 4: 假报表), as
-pure functions: no database, no broker, no clock.
+"""The rules of a customer record after it was entered (problem 4: 假报表),
+as pure functions: no database, no broker, no clock.
 
 - Records are immutable for reps: a rep never PATCHes or deletes; he asks for
   an amendment that his manager approves. Managers and admins PATCH with a
@@ -13,17 +13,17 @@ pure functions: no database, no broker, no clock.
 - A dispute (争单) goes to the rep whose contact has more decision power.
 
 Every check takes a `Principal` and plain documents, and raises the typed
-errors of services.common.errors (they cross RPC intact).
+errors of services.customers.errors (the entrypoints map them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.common.auth import Principal
-from services.common.errors import Conflict, Forbidden, Invalid, NotFound
+from services.common.principal import Principal
 from services.customers import domain
 from services.customers import normalize as norm
+from services.customers.errors import InvalidFields, NotAllowed, NotVisible, Refused
 
 ACTIVE = "active"
 POOL = "pool"
@@ -59,26 +59,11 @@ DISPUTE_VOID = "void"  # the customer changed hands before anyone settled it
 
 # ---------------------------------------------------------------- visibility
 
-def is_owner(actor: Principal, customer: Mapping) -> bool:
-    return customer.get("owner_id") is not None and customer.get("owner_id") == actor.id
+is_owner, may_see, check_visible = domain.is_owner, domain.may_see, domain.check_visible
 
 
 def is_team_manager(actor: Principal, team_id: str | None) -> bool:
     return actor.role == "manager" and team_id is not None and actor.team_id == team_id
-
-
-def may_see(actor: Principal, customer: Mapping) -> bool:
-    """An admin sees all; a manager his team's; a rep his own. A pool
-    customer is public (公海): every user sees it, or nobody could claim it."""
-    if actor.role == "admin" or customer.get("status") == POOL:
-        return True
-    return is_owner(actor, customer) or is_team_manager(actor, customer.get("team_id"))
-
-
-def check_visible(actor: Principal, customer: Mapping | None) -> Mapping:
-    if customer is None or not may_see(actor, customer):
-        raise NotFound("not_found", "customer not found")
-    return customer
 
 
 def may_supervise(actor: Principal, team_id: str | None) -> bool:
@@ -90,17 +75,17 @@ def may_supervise(actor: Principal, team_id: str | None) -> bool:
 
 def check_may_patch(actor: Principal, customer: Mapping | None) -> Mapping:
     if actor.role == "rep":
-        raise Forbidden("records_are_immutable",
+        raise NotAllowed("records_are_immutable",
                         "a rep cannot change a customer record; ask for an amendment")
     check_visible(actor, customer)
     if not may_supervise(actor, customer.get("team_id")):
-        raise Forbidden("forbidden", "only the owner's manager or an admin changes this customer")
+        raise NotAllowed("forbidden", "only the owner's manager or an admin changes this customer")
     return customer
 
 
 def refuse_delete(actor: Principal) -> None:
     """Nothing is ever deleted: a customer is abandoned to the pool instead."""
-    raise Forbidden("records_are_immutable",
+    raise NotAllowed("records_are_immutable",
                     "customers are never deleted; raise a difficulty alarm to give one up")
 
 
@@ -108,18 +93,18 @@ def check_may_amend(actor: Principal, customer: Mapping | None) -> Mapping:
     check_visible(actor, customer)
     if not is_owner(actor, customer):
         if actor.role in ("manager", "admin"):
-            raise Forbidden("forbidden", "only the owner asks for an amendment; "
+            raise NotAllowed("forbidden", "only the owner asks for an amendment; "
                                          "a manager or an admin changes the record directly")
-        raise Forbidden("forbidden", "only the owner asks for an amendment")
+        raise NotAllowed("forbidden", "only the owner asks for an amendment")
     return customer
 
 
 def check_may_decide_amendment(actor: Principal, customer: Mapping | None) -> Mapping:
     """The owner's manager or an admin approves or rejects."""
     if actor.role == "rep":
-        raise Forbidden("forbidden", "only the owner's manager or an admin decides an amendment")
+        raise NotAllowed("forbidden", "only the owner's manager or an admin decides an amendment")
     if customer is None or not may_supervise(actor, customer.get("team_id")):
-        raise Forbidden("forbidden", "only the owner's manager or an admin decides this amendment")
+        raise NotAllowed("forbidden", "only the owner's manager or an admin decides this amendment")
     return customer
 
 
@@ -129,14 +114,14 @@ def check_amendment_current(amendment: Mapping, customer: Mapping) -> None:
     even back to the same rep) the record is the new owner's to answer for:
     the old request is refused, and he asks again if he wants the change."""
     if not held_since(customer, amendment.get("owner_id"), amendment.get("requested_at")):
-        raise Conflict("amendment_stale",
+        raise Refused("amendment_stale",
                        "the customer has changed owner since this amendment was asked for; "
                        "the current owner can ask again")
 
 
 def check_amendment_pending(amendment: Mapping) -> None:
     if amendment["status"] != AMENDMENT_PENDING:
-        raise Conflict("amendment_not_pending",
+        raise Refused("amendment_not_pending",
                        f"the amendment is already {amendment['status']}",
                        {"status": amendment["status"]})
 
@@ -150,7 +135,7 @@ def normalize_changes(raw: Mapping) -> dict:
         if "company_name" in raw:
             name = raw["company_name"]
             if name is None or not name.strip():
-                raise Invalid.fields({"changes.company_name": "a customer keeps a name"})
+                raise InvalidFields.fields({"changes.company_name": "a customer keeps a name"})
             domain.normalize_keys_input({"company_name": name})
             out["company_name"] = name.strip()
         keys = domain.normalize_keys_input({k: raw.get(k) for k in ("phones", "credit_code",
@@ -172,9 +157,9 @@ def normalize_changes(raw: Mapping) -> dict:
         for field in ("address", "industry", "birthday_label", "referred_by"):
             if field in raw:
                 out[field] = raw[field]
-    except Invalid as exc:
+    except InvalidFields as exc:
         fields = exc.details.get("fields", {})
-        raise Invalid.fields({(k if k.startswith("changes.") else f"changes.{k}"): v
+        raise InvalidFields.fields({(k if k.startswith("changes.") else f"changes.{k}"): v
                               for k, v in fields.items()}) from None
     return out
 
@@ -196,7 +181,7 @@ def diff(customer: Mapping, changes: Mapping) -> dict:
     out = {}
     for name, value in changes.items():
         if name not in EDITABLE_FIELDS:
-            raise Invalid.fields({f"changes.{name}": "cannot be changed here"})
+            raise InvalidFields.fields({f"changes.{name}": "cannot be changed here"})
         before = customer.get(name)
         if not _same(before, value):
             out[name] = {"before": before, "after": value}
@@ -205,7 +190,7 @@ def diff(customer: Mapping, changes: Mapping) -> dict:
 
 def require_changes(changes: Mapping) -> None:
     if not changes:
-        raise Invalid.fields({"changes": "nothing would change"})
+        raise InvalidFields.fields({"changes": "nothing would change"})
 
 
 def touches_keys(changes: Mapping) -> bool:
@@ -229,38 +214,39 @@ def snapshot(customer: Mapping) -> dict:
 
 # ----------------------------------------------------------------- stages
 
-def check_may_change_stage(actor: Principal, customer: Mapping | None) -> Mapping:
+def check_owner_of_active(actor: Principal, customer: Mapping | None, only: str) -> Mapping:
+    """The customer, when the actor owns it and it is not in the pool."""
     check_visible(actor, customer)
     if not is_owner(actor, customer):
-        raise Forbidden("forbidden", "only the owner moves a customer through the stages")
+        raise NotAllowed("forbidden", f"only the owner {only}")
     check_active(customer)
     return customer
 
 
+def check_may_change_stage(actor: Principal, customer: Mapping | None) -> Mapping:
+    return check_owner_of_active(actor, customer, "moves a customer through the stages")
+
+
 def check_active(customer: Mapping) -> None:
     if customer.get("status") != ACTIVE:
-        raise Conflict("not_active", "the customer is in the public pool; claim it first")
+        raise Refused("not_active", "the customer is in the public pool; claim it first")
 
 
 # ------------------------------------------------------------------ alarms
 
 def check_may_raise_alarm(actor: Principal, customer: Mapping | None) -> Mapping:
-    check_visible(actor, customer)
-    if not is_owner(actor, customer):
-        raise Forbidden("forbidden", "only the owner raises a difficulty alarm")
-    check_active(customer)
-    return customer
+    return check_owner_of_active(actor, customer, "raises a difficulty alarm")
 
 
 def check_may_resolve_alarm(actor: Principal, alarm: Mapping | None) -> Mapping:
     if alarm is None:
-        raise NotFound("not_found", "alarm not found")
+        raise NotVisible("not_found", "alarm not found")
     if not may_supervise(actor, alarm.get("team_id")):
         if actor.role == "rep":
-            raise Forbidden("forbidden", "only the owner's manager or an admin resolves an alarm")
-        raise Forbidden("forbidden", "this alarm belongs to another team")
+            raise NotAllowed("forbidden", "only the owner's manager or an admin resolves an alarm")
+        raise NotAllowed("forbidden", "this alarm belongs to another team")
     if alarm["status"] != ALARM_OPEN:
-        raise Conflict("alarm_not_open", "the alarm is already resolved")
+        raise Refused("alarm_not_open", "the alarm is already resolved")
     return alarm
 
 
@@ -276,23 +262,23 @@ def check_alarm_resolution(actor: Principal, alarm: Mapping, decision: str, veri
                            new_owner_id: str | None, new_owner: Mapping | None) -> None:
     """`new_owner` is the user record of `new_owner_id` (None if unknown)."""
     if decision not in DECISIONS:
-        raise Invalid.fields({"decision": f"must be one of {', '.join(DECISIONS)}"})
+        raise InvalidFields.fields({"decision": f"must be one of {', '.join(DECISIONS)}"})
     if verified not in VERIFIED:
-        raise Invalid.fields({"verified": f"must be one of {', '.join(VERIFIED)}"})
+        raise InvalidFields.fields({"verified": f"must be one of {', '.join(VERIFIED)}"})
     if decision != "reassign":
         if new_owner_id is not None:
-            raise Invalid.fields({"new_owner_id": "only a reassignment names a new owner"})
+            raise InvalidFields.fields({"new_owner_id": "only a reassignment names a new owner"})
         return
     if new_owner_id is None:
-        raise Invalid.fields({"new_owner_id": "a reassignment names the rep who takes over"})
+        raise InvalidFields.fields({"new_owner_id": "a reassignment names the rep who takes over"})
     if new_owner is None:
-        raise Invalid.fields({"new_owner_id": "no such user"})
+        raise InvalidFields.fields({"new_owner_id": "no such user"})
     if new_owner.get("role") != "rep":
-        raise Invalid.fields({"new_owner_id": "a customer is reassigned to a rep"})
+        raise InvalidFields.fields({"new_owner_id": "a customer is reassigned to a rep"})
     if new_owner_id == alarm.get("owner_id"):
-        raise Invalid.fields({"new_owner_id": "is already the owner"})
+        raise InvalidFields.fields({"new_owner_id": "is already the owner"})
     if actor.role != "admin" and new_owner.get("team_id") != actor.team_id:
-        raise Invalid.fields({"new_owner_id": "a manager reassigns to a rep of his own team"})
+        raise InvalidFields.fields({"new_owner_id": "a manager reassigns to a rep of his own team"})
 
 
 def check_may_abandon(actor: Principal, customer: Mapping | None,
@@ -300,10 +286,10 @@ def check_may_abandon(actor: Principal, customer: Mapping | None,
     """Only the owner, and only with an alarm resolved `abandon` for him."""
     check_visible(actor, customer)
     if not is_owner(actor, customer):
-        raise Forbidden("forbidden", "only the owner abandons a customer")
+        raise NotAllowed("forbidden", "only the owner abandons a customer")
     check_active(customer)
     if usable_alarm is None:
-        raise Conflict("alarm_required",
+        raise Refused("alarm_required",
                        "raise a difficulty alarm first; a customer is abandoned only after "
                        "the manager resolved it with \"abandon\"")
     return customer
@@ -357,11 +343,11 @@ def spend_alarm_filter(alarm: Mapping) -> dict:
 
 def check_may_claim(actor: Principal, customer: Mapping | None) -> Mapping:
     if actor.role != "rep":
-        raise Forbidden("forbidden", "reps claim customers from the public pool")
+        raise NotAllowed("forbidden", "reps claim customers from the public pool")
     if customer is None:
-        raise NotFound("not_found", "customer not found")
+        raise NotVisible("not_found", "customer not found")
     if customer.get("status") != POOL:
-        raise Conflict("not_in_pool", "the customer is not in the public pool")
+        raise Refused("not_in_pool", "the customer is not in the public pool")
     return customer
 
 
@@ -369,13 +355,13 @@ def check_may_claim(actor: Principal, customer: Mapping | None) -> Mapping:
 
 def check_may_file_dispute(actor: Principal, customer: Mapping | None) -> Mapping:
     if actor.role != "rep":
-        raise Forbidden("forbidden", "a rep who lost a claim files a dispute")
+        raise NotAllowed("forbidden", "a rep who lost a claim files a dispute")
     if customer is None:
-        raise NotFound("not_found", "customer not found")
+        raise NotVisible("not_found", "customer not found")
     if customer.get("status") == POOL:
-        raise Conflict("in_pool", "the customer is in the public pool; claim it instead")
+        raise Refused("in_pool", "the customer is in the public pool; claim it instead")
     if is_owner(actor, customer):
-        raise Conflict("already_owner", "you already own this customer")
+        raise Refused("already_owner", "you already own this customer")
     return customer
 
 
@@ -383,16 +369,16 @@ def check_may_resolve_dispute(actor: Principal, dispute: Mapping | None) -> Mapp
     """The manager of both reps, or an admin: a dispute between two teams
     is not one team's manager's to settle."""
     if dispute is None:
-        raise NotFound("not_found", "dispute not found")
+        raise NotVisible("not_found", "dispute not found")
     if actor.role == "rep":
-        raise Forbidden("forbidden", "a manager or an admin resolves a dispute")
+        raise NotAllowed("forbidden", "a manager or an admin resolves a dispute")
     if actor.role == "manager":
         teams = {dispute.get("team_id"), dispute.get("claimant_team_id")}
         if teams != {actor.team_id}:
-            raise Forbidden("forbidden", "a dispute between two teams (or another team's) "
+            raise NotAllowed("forbidden", "a dispute between two teams (or another team's) "
                                          "is resolved by an admin")
     if dispute["status"] != DISPUTE_OPEN:
-        raise Conflict("dispute_not_open", f"the dispute is already {dispute['status']}",
+        raise Refused("dispute_not_open", f"the dispute is already {dispute['status']}",
                        {"status": dispute["status"]})
     return dispute
 
@@ -426,10 +412,10 @@ def check_dispute_decision(dispute: Mapping, owner_level: int, claimant_level: i
     sides = {dispute["claimant_id"]: "claimant", dispute["owner_id"]: "owner"}
     side = sides.get(winner_id)
     if side is None:
-        raise Invalid.fields({"winner_id": "must be the claimant or the owner"})
+        raise InvalidFields.fields({"winner_id": "must be the claimant or the owner"})
     rule = dispute_rule_winner(claimant_level, owner_level)
     if rule is not None and rule != side:
-        raise Invalid.fields({"winner_id": (
+        raise InvalidFields.fields({"winner_id": (
             f"the {rule} wins: his contact has more decision power "
             f"(claimant {claimant_level}, owner {owner_level})")})
     return side
@@ -467,4 +453,26 @@ def report_scope(actor: Principal) -> str | None:
         return None
     if actor.role == "manager":
         return actor.team_id
-    raise Forbidden("forbidden", "the integrity report is for managers and admins")
+    raise NotAllowed("forbidden", "the integrity report is for managers and admins")
+
+
+# ------------------------------------------------------- records that moved
+
+def moved(exc: Exception) -> bool:
+    """An owner change refused because the customer changed hands meanwhile."""
+    return isinstance(exc, Refused) and exc.code == "owner_changed"
+
+
+def dispute_stale() -> Refused:
+    return Refused("dispute_stale", "the customer changed hands since the dispute was "
+                                     "filed; it no longer applies and is closed")
+
+
+def alarm_stale() -> Refused:
+    return Refused("alarm_stale", "the customer changed hands since the alarm was raised; "
+                                   "the alarm is closed and the current owner can raise his own")
+
+
+def check_still_owned_by(customer: dict, owner_id: str) -> None:
+    if customer.get("owner_id") != owner_id or customer.get("status") != ACTIVE:
+        raise Refused("owner_changed", "the customer changed hands meanwhile")

@@ -1,0 +1,279 @@
+"""The events services publish to each other: one typed model per event.
+
+A payload is the envelope (`event_id`, `occurred_at`) plus the fields of its
+model; the emitting service validates it against the model before it
+publishes (`services.common.events.Dispatcher`), so a field that changes
+name or type fails in the emitter's tests, not in a subscriber. `SUBSCRIPTIONS`
+is the one map of who listens to what. `catalogue()` is the document for
+outside subscribers (`docs/events.json`, `python -m services.common.contracts`),
+generated from the models as the OpenAPI document is from the request schemas.
+
+Pure: pydantic only (no nameko, no broker).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = str
+OptId = str | None
+
+
+class Event(BaseModel):
+    """The envelope every payload carries."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    event_id: str = Field(description="uuid4; handlers are idempotent on it")
+    occurred_at: str = Field(description="UTC, ISO 8601")
+
+
+class CustomerSnapshot(Event):
+    """The customer fields that forecast and scheduler keep a copy of."""
+
+    company_name: str | None = None
+    owner_id: OptId = None
+    team_id: OptId = None
+    stage: int | None = None
+    expected_value_fen: int | None = None
+    status: str | None = None
+    birthday: str | None = Field(None, description="MM-DD")
+    birthday_label: str | None = None
+    birthday_kind: str | None = Field(None, description="birthday or anniversary")
+
+
+# ------------------------------------------------------------------ accounts
+
+class UserCreated(Event):
+    source = "accounts"
+    user_id: Id
+    role: str
+    team_id: OptId = None
+
+
+# ----------------------------------------------------------------- customers
+
+class CustomerCreated(CustomerSnapshot):
+    source = "customers"
+    customer_id: Id
+    version: int = Field(description="the customer's version after the change")
+    referred_by: OptId = None
+    created_by: Id
+
+
+class CustomerAmended(CustomerSnapshot):
+    source = "customers"
+    customer_id: Id
+    version: int
+    changes: dict[str, Any] = Field(description="field -> {before, after}")
+    amended_by: Id
+
+
+class OwnerChanged(Event):
+    source = "customers"
+    customer_id: Id
+    version: int
+    old_owner_id: OptId = None
+    new_owner_id: OptId = None
+    old_team_id: OptId = None
+    new_team_id: OptId = None
+    reason: str = Field(description="claim, dispute or reassign")
+    company_name: str | None = None
+    stage: int | None = None
+    expected_value_fen: int | None = None
+    status: str | None = None
+    birthday: str | None = None
+    birthday_label: str | None = None
+    birthday_kind: str | None = None
+    changed_by: Id
+
+
+class StageDefinition(BaseModel):
+    stage: int = Field(description="integer percent")
+    label: str
+    probability: int = Field(description="integer percent")
+    active: bool
+
+
+class StagesChanged(Event):
+    source = "customers"
+    stages: list[StageDefinition]
+    version: int = Field(description="the stage list's version")
+    changed_by: Id
+
+
+class StageChanged(Event):
+    source = "customers"
+    customer_id: Id
+    version: int
+    from_stage: int | None = Field(None, alias="from")
+    to: int
+    expected_value_fen: int | None = None
+    owner_id: OptId = None
+    team_id: OptId = None
+    changed_by: Id
+    note: str | None = None
+
+
+class _Alarm(Event):
+    """What both alarm events say about the alarm."""
+
+    source = "customers"
+    alarm_id: Id
+    customer_id: Id
+    company_name: str | None = None
+    owner_id: Id
+    team_id: OptId = None
+    reason: str
+
+
+class AlarmRaised(_Alarm):
+    raised_by: Id
+
+
+class AlarmResolved(_Alarm):
+    decision: str = Field(description="continue, reassign or abandon")
+    note: str | None = None
+    verified: str = Field(description="real, fake or unchecked")
+    resolved_by: Id
+    new_owner_id: OptId = None
+
+
+class CustomerAbandoned(Event):
+    source = "customers"
+    customer_id: Id
+    version: int
+    owner_id: Id
+    team_id: OptId = None
+    company_name: str | None = None
+    stage: int | None = None
+    expected_value_fen: int | None = None
+    status: str
+
+
+class DisputeFiled(Event):
+    source = "customers"
+    dispute_id: Id
+    customer_id: Id
+    company_name: str | None = None
+    claimant_id: Id
+    claimant_team_id: OptId = None
+    owner_id: OptId = None
+    team_id: OptId = None
+    contact: dict[str, Any] = Field(description="the claimant's contact: name, decision_level")
+    note: str | None = None
+
+
+# ----------------------------------------------------------------- knowledge
+
+class AnswerPosted(Event):
+    source = "knowledge"
+    question_id: Id
+    answer_id: Id
+    asker_id: Id
+    author_id: Id
+    title: str
+
+
+class AnswerAccepted(Event):
+    source = "knowledge"
+    question_id: Id
+    answer_id: Id
+    author_id: Id
+    accepted_by: Id
+
+
+# ----------------------------------------------------------------- scheduler
+
+class ReminderDue(Event):
+    source = "scheduler"
+    reminder_id: Id
+    user_id: Id
+    kind: str
+    title: str
+    content: str = ""
+    due_at: str
+    fired_at: str
+    late: bool
+    customer_id: OptId = None
+    escalate_after_minutes: float | None = None
+    escalation_of: OptId = None
+    contact_name: str | None = None
+
+
+# -------------------------------------------------------------------- notify
+
+class NotificationAcknowledged(Event):
+    source = "notify"
+    notification_id: Id
+    user_id: Id
+    reminder_id: OptId = None
+
+
+EVENTS: dict[str, type[Event]] = {m.__name__: m for m in (
+    UserCreated, CustomerCreated, CustomerAmended, StageChanged, StagesChanged, OwnerChanged,
+    AlarmRaised, AlarmResolved, DisputeFiled, CustomerAbandoned, AnswerPosted, AnswerAccepted,
+    ReminderDue, NotificationAcknowledged)}
+
+# (source service, event type) -> the services that handle it.
+SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("accounts", "UserCreated"): (),
+    ("customers", "CustomerCreated"): ("scheduler", "forecast"),
+    ("customers", "CustomerAmended"): ("scheduler", "forecast"),
+    ("customers", "StageChanged"): ("forecast",),
+    ("customers", "StagesChanged"): ("forecast",),
+    ("customers", "OwnerChanged"): ("scheduler", "notify", "forecast"),
+    ("customers", "AlarmRaised"): ("notify",),
+    ("customers", "AlarmResolved"): ("knowledge", "notify"),
+    ("customers", "DisputeFiled"): ("notify",),
+    ("customers", "CustomerAbandoned"): ("scheduler", "forecast"),
+    ("knowledge", "AnswerPosted"): ("notify",),
+    ("knowledge", "AnswerAccepted"): ("notify",),
+    ("scheduler", "ReminderDue"): ("notify",),
+    ("notify", "NotificationAcknowledged"): ("scheduler",),
+}
+
+
+def handler_name(event_type: str) -> str:
+    return "on_" + re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
+
+
+def queue_name(source: str, event_type: str, subscriber: str) -> str:
+    # nameko's own naming for a SERVICE_POOL handler's queue
+    return f"evt-{source}-{event_type}--{subscriber}.{handler_name(event_type)}"
+
+
+def validate(event_type: str, payload: dict) -> None:
+    """Raise pydantic's ValidationError when `payload` breaks its contract."""
+    EVENTS[event_type].model_validate(payload)
+
+
+def catalogue() -> dict:
+    """Every event: source, exchange, routing key, version, subscribers and
+    the JSON schema of its payload."""
+    out = {}
+    for (source, name), subscribers in SUBSCRIPTIONS.items():
+        model = EVENTS[name]
+        out[name] = {
+            "source": source,
+            "exchange": f"{source}.events",
+            "routing_key": name,
+            "version": model.schema_version,
+            "subscribers": list(subscribers),
+            "queue_of_a_subscriber": queue_name(source, name, "<service>"),
+            "payload": model.model_json_schema(by_alias=True),
+        }
+    return {"title": "CRM events", "delivery": "at least once; handlers are idempotent on event_id",
+            "events": out}
+
+
+if __name__ == "__main__":
+    json.dump(catalogue(), sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
