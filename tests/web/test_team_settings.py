@@ -99,9 +99,9 @@ def test_admin_changes_a_stage_probability_and_the_forecast_moves(page, api, adm
 
         # a stage the server refuses comes back with the row it is on
         page.goto("/settings")
-        editor.get_by_label("第 2 行阶段").fill("0")
+        editor.get_by_label("第 2 行名称").fill("潜在客户")  # row 1's label
         editor.get_by_role("button", name="保存阶段").click()
-        expect(editor.get_by_role("alert")).to_contain_text("第 2 行")
+        expect(editor.get_by_role("alert")).to_contain_text("第 2 行：名称“潜在客户”与第 1 行重复")
     finally:
         ok(api.put("/api/stages", admin.token, json=DEFAULT_STAGES))
 

@@ -597,6 +597,8 @@ const en: Shape<typeof zhCN> = {
     unknownZone: 'Unknown time zone',
     ruleWinner: 'The side with more decision power wins: the {side} (claimant {claimant}, owner {owner})',
     sides: { claimant: 'claimant', owner: 'owner' },
+    stageTwice: 'stage {n}% is also row {row}',
+    labelTwice: 'the name “{label}” is also row {row}',
     claimantOrOwner: 'Only the claimant or the owner can win',
     choose: 'Please choose',
   },

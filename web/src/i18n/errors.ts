@@ -52,6 +52,8 @@ const REASONS: [RegExp, string, (m: RegExpMatchArray) => Record<string, unknown>
   [/the (claimant|owner) wins: .*\(claimant (\d), owner (\d)\)/i, 'ruleWinner',
     (m) => ({ side: t(`fieldErrors.sides.${m[1]}`), claimant: m[2], owner: m[3] })],
   [/must be the claimant or the owner/i, 'claimantOrOwner', () => ({})],
+  [/stage (\d+) is defined twice \(also item (\d+)\)/i, 'stageTwice', (m) => ({ n: m[1], row: Number(m[2]) + 1 })],
+  [/label (.+) is used twice \(also item (\d+)\)/i, 'labelTwice', (m) => ({ label: m[1], row: Number(m[2]) + 1 })],
   [/^Input should be '|must be one of |names the rep who takes over/i, 'choose', () => ({})],
 ]
 

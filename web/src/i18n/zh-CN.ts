@@ -595,6 +595,8 @@ export default {
     unknownZone: '未知时区',
     ruleWinner: '决策权更高的一方胜出：应归{side}（申诉方 {claimant}，负责方 {owner}）',
     sides: { claimant: '申诉方', owner: '负责方' },
+    stageTwice: '阶段 {n}% 与第 {row} 行重复',
+    labelTwice: '名称“{label}”与第 {row} 行重复',
     claimantOrOwner: '只能判给申诉方或负责方',
     choose: '请选择',
   },
