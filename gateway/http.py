@@ -145,6 +145,7 @@ class RouteMeta:
     status: int
     tag: str
     path_params: list[str] = field(default_factory=list)
+    body_required: bool = True
 
 
 ROUTES: list[RouteMeta] = []

@@ -62,7 +62,7 @@ def build(title="销售CRM / Sales CRM API", version="1") -> dict:
                 })
         if r.body is not None:
             op["requestBody"] = {
-                "required": True,
+                "required": r.body_required,
                 "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}},
             }

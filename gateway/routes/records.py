@@ -9,10 +9,12 @@ from services.customers import schemas as s
 from services.customers.schemas import Customer
 
 
-def _document_body(model) -> None:
-    """Show a body in the OpenAPI document that the service parses itself:
-    PATCH must answer a rep 403 before it could answer 422 about his body."""
+def _document_body(model, required: bool = True) -> None:
+    """Show a body in the OpenAPI document that the route parses itself:
+    PATCH must answer a rep 403 before it could answer 422 about his body;
+    approve and reject take an optional one."""
     ROUTES[-1].body = model
+    ROUTES[-1].body_required = required
 
 
 def _optional_body(call: Call, model):
@@ -59,11 +61,15 @@ class RecordRoutes:
         body = _optional_body(call, s.DecisionIn)
         return self.customers.approve_amendment(call.actor, id, body.model_dump())
 
+    _document_body(s.DecisionIn, required=False)
+
     @route("POST", "/api/amendments/{id}/reject", roles=("manager", "admin"),
            response=s.Amendment, tag="customers", summary="Reject an amendment")
     def reject_amendment(self, call: Call, id):
         body = _optional_body(call, s.DecisionIn)
         return self.customers.reject_amendment(call.actor, id, body.model_dump())
+
+    _document_body(s.DecisionIn, required=False)
 
     # ------------------------------------------------------------ stages
 

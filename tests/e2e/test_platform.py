@@ -38,6 +38,13 @@ def test_openapi_describes_every_endpoint(api):
     ref = login["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert set(doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]) == {
         "username", "password"}
+    assert login["requestBody"]["required"] is True
+    # approve and reject take an optional note: described, not required
+    for verdict in ("approve", "reject"):
+        op = doc["paths"][f"/api/amendments/{{id}}/{verdict}"]["post"]
+        assert op["requestBody"]["required"] is False
+        assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/DecisionIn")
 
 
 def test_bootstrap_admin_and_wrong_password(api):
