@@ -146,6 +146,20 @@ class AlarmResolved(_Alarm):
     new_owner_id: OptId = None
 
 
+class AmendmentRequested(Event):
+    """A rep asked his manager to correct a record (修改申请)."""
+
+    source = "customers"
+    amendment_id: Id
+    customer_id: Id
+    company_name: str | None = None
+    owner_id: Id
+    team_id: OptId = None
+    fields: list[str] = Field(description="the fields it would change")
+    reason: str
+    requested_by: Id
+
+
 class CustomerAbandoned(Event):
     source = "customers"
     customer_id: Id
@@ -219,7 +233,8 @@ class NotificationAcknowledged(Event):
 
 EVENTS: dict[str, type[Event]] = {m.__name__: m for m in (
     UserCreated, CustomerCreated, CustomerAmended, StageChanged, StagesChanged, OwnerChanged,
-    AlarmRaised, AlarmResolved, DisputeFiled, CustomerAbandoned, AnswerPosted, AnswerAccepted,
+    AlarmRaised, AlarmResolved, DisputeFiled, AmendmentRequested, CustomerAbandoned,
+    AnswerPosted, AnswerAccepted,
     ReminderDue, NotificationAcknowledged)}
 
 # (source service, event type) -> the services that handle it.
@@ -233,6 +248,7 @@ SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("customers", "AlarmRaised"): ("notify",),
     ("customers", "AlarmResolved"): ("knowledge", "notify"),
     ("customers", "DisputeFiled"): ("notify",),
+    ("customers", "AmendmentRequested"): ("notify",),
     ("customers", "CustomerAbandoned"): ("scheduler", "forecast"),
     ("knowledge", "AnswerPosted"): ("notify",),
     ("knowledge", "AnswerAccepted"): ("notify",),

@@ -163,6 +163,14 @@ def dispute_filed(p: dict, manager_ids, now) -> list[dict]:
             for m in manager_ids]
 
 
+def amendment_requested(p: dict, manager_ids, now) -> list[dict]:
+    return [_doc(f"amendment_requested:{p['amendment_id']}:{m}", m, "amendment_requested",
+                 f"修改申请：{p.get('company_name') or ''}", p.get("reason") or "",
+                 {"amendment_id": p["amendment_id"], "customer_id": p.get("customer_id"),
+                  "rep_id": p.get("owner_id")}, now)
+            for m in manager_ids]
+
+
 def answer_posted(p: dict, now) -> list[dict]:
     if not p.get("asker_id") or p.get("asker_id") == p.get("author_id"):
         return []

@@ -258,6 +258,11 @@ class NotifyService(ServiceBase):
         managers = self._managers([payload.get("team_id"), payload.get("claimant_team_id")])
         self._store(domain.dispute_filed(payload, managers, self.clock.now()))
 
+    @handles("customers", "AmendmentRequested")
+    def on_amendment_requested(self, payload):
+        managers = self._managers([payload.get("team_id")])
+        self._store(domain.amendment_requested(payload, managers, self.clock.now()))
+
     @handles("customers", "OwnerChanged")
     def on_owner_changed(self, payload):
         self._store(domain.owner_changed(payload, self.clock.now()))

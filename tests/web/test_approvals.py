@@ -56,6 +56,14 @@ def test_manager_approves_an_amendment_from_its_diff_and_rejects_another(page, a
     expect(page.get_by_text(f"已批准 {c['company_name']} 的修改")).to_be_visible()
     expect(item).to_have_count(0)
 
+    # a new request appears without a reload
+    third = enter(api, rep)
+    ok(api.post(f"/api/customers/{third['id']}/amendments", rep.token, json={
+        "changes": {"industry": "汽车零部件"}, "reason": "行业补充"}), 201)
+    expect(page.get_by_role("article", name=third["company_name"])).to_be_visible(timeout=15_000)
+    page.get_by_role("article", name=third["company_name"]).get_by_role("button", name="批准").click()
+    expect(page.get_by_role("article", name=third["company_name"])).to_have_count(0)
+
     rejected = page.get_by_role("article", name=other["company_name"])
     rejected.get_by_role("button", name="驳回").click()
     page.get_by_label("驳回原因（会告知业务员）").fill("行业没有录错，维持原值")

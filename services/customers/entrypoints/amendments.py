@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.common.errors import Conflict, Invalid, NotFound
+from services.common.events import event
 from services.common.principal import Principal
 from services.common.validation import parse
 from services.customers import rules, schemas, storage, views
@@ -59,6 +60,11 @@ class AmendmentRpc(RecordRpc):
         before_vals, after_vals = rules.before_after(diff)
         self._audit(customer_id, actor, "amendment_requested", before_vals,
                     {**after_vals, "amendment_id": amendment["_id"], "reason": data.reason}, now)
+        self.dispatch("AmendmentRequested", event(
+            amendment_id=amendment["_id"], customer_id=customer_id,
+            company_name=customer.get("company_name"), owner_id=actor.id,
+            team_id=customer.get("team_id"), fields=sorted(diff), reason=data.reason,
+            requested_by=actor.id))
         return views.amendment_out(amendment)
 
     def _decidable(self, actor: Principal, amendment_id: str) -> tuple[dict, dict]:

@@ -93,6 +93,12 @@ def test_events_reach_the_right_people_once_each():
                                   "owner_id": "rep1", "reason": "客户拒接"}, ["m1", "m2"], NOW)
     assert [(d["user_id"], d["key"]) for d in raised] == [
         ("m1", "alarm_raised:a1:m1"), ("m2", "alarm_raised:a1:m2")]
+    asked = domain.amendment_requested({"amendment_id": "am1", "customer_id": "c1",
+                                        "company_name": "杭州海康威视数字技术股份有限公司",
+                                        "owner_id": "rep1", "reason": "地址录错了"}, ["m1"], NOW)
+    assert [(d["user_id"], d["key"], d["kind"], d["title"], d["body"]) for d in asked] == [
+        ("m1", "amendment_requested:am1:m1", "amendment_requested",
+         "修改申请：杭州海康威视数字技术股份有限公司", "地址录错了")]
     changed = domain.owner_changed({"customer_id": "c1", "version": 4, "old_owner_id": "rep1",
                                     "new_owner_id": "rep2", "reason": "claim",
                                     "company_name": "大疆"}, NOW)
