@@ -11,7 +11,8 @@ until the screen is drawn, in a new browser profile (cold) and on a reload
   breakdown by team filled, one row per team;
 - the manager's forecast room (his team): the funnel and a row per rep;
 - the admin's team page: the integrity report with a row per rep.
-Target: charts drawn <= 1.5 s. Prints figures; asserts no times.
+Target: charts drawn <= 1.5 s. The backtest (its own card, asked for after
+the rest) is timed apart. Prints figures; asserts no times.
 
 Knobs (environment):
   BENCH_DESK_DEALS  "100000"
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 import uuid
 
 from bench.bench_forecast import Book, _load
@@ -59,6 +61,12 @@ def _user(ctx, role, team_id, name):
     return r.json()
 
 
+def _timed(ctx, path, params) -> float:
+    t = time.perf_counter()
+    ctx.api.get(path, ctx.admin_token, params=params).raise_for_status()
+    return (time.perf_counter() - t) * 1000
+
+
 def _screen(browser, base, token, user, path, probe, rows, n):
     cold, warm = [], []
     for _ in range(n):
@@ -91,6 +99,21 @@ def run(ctx):
     print(f"{TEAMS} teams x {REPS} reps; {deals:,} deals loaded straight into the forecast "
           f"database in {took:.1f} s; the admin's integrity report has {total_reps} reps",
           flush=True)
+
+    # The backtest replays every deal's history: the first of the day is slow
+    # (the gateway answers 503 after its 10 s while the service goes on and
+    # keeps the result); the screens are measured after it, as on any later
+    # visit that day.
+    t0 = time.perf_counter()
+    tries = 0
+    while True:
+        tries += 1
+        r = ctx.api.get("/api/forecast/backtest", ctx.admin_token, params={"months": 6})
+        if r.status_code == 200 or time.perf_counter() - t0 > 600:
+            break
+    print(f"company backtest, first of the day: {r.status_code} after "
+          f"{time.perf_counter() - t0:.1f} s ({tries} requests); then "
+          f"{_timed(ctx, '/api/forecast/backtest', {'months': 6}):.0f} ms", flush=True)
 
     playwright = sync_playwright().start()  # not stopped: see tests/web/conftest.py
     browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)

@@ -29,6 +29,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import eventlet
+import eventlet.event
 from eventlet import tpool
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -53,6 +54,10 @@ SHOWN_DIFFERENCES = 100
 # and the past months it scores do not change within minutes.
 BACKTEST_CACHE_SECONDS = 300
 _backtests: dict[tuple, tuple[float, dict]] = {}
+# One computation per key at a time: at 100,000 deals a backtest reads every
+# deal's history (about 30 s on FerretDB) and replays it (about 11 s); callers
+# who ask meanwhile wait for that one instead of starting their own.
+_backtests_running: dict[tuple, eventlet.event.Event] = {}
 META_CACHE_SECONDS = 1.0
 _metas: dict[str, tuple[float, dict]] = {}
 
@@ -259,17 +264,32 @@ class ForecastService(ServiceBase):
         cached = _backtests.get(key)
         if cached and time.monotonic() - cached[0] < BACKTEST_CACHE_SECONDS:
             return cached[1]
-        history = {d["_id"]: d.get("history", [])
-                   for d in storage.deal_histories(self.db, scope.kind, scope.id)}
-        # CPU-bound for big histories: off the hub, so other requests go on
-        result = tpool.execute(domain.backtest, history, _stages(meta),
-                               _month_ends(today, q.months), prior_weight(), tz=tz)
-        out = {"scope": scope.key, **readmodel.jsonable(result)}
+        running = _backtests_running.get(key)
+        if running is not None:
+            return running.wait()
+        done = _backtests_running[key] = eventlet.event.Event()
+        try:
+            out = self._backtest(scope, meta, today, q.months, tz)
+        except BaseException as exc:
+            done.send_exception(exc)
+            raise
+        else:
+            done.send(out)
+        finally:
+            _backtests_running.pop(key, None)
         _backtests[key] = (time.monotonic(), out)
         for k in [k for k, (at, _) in _backtests.items()
                   if time.monotonic() - at >= BACKTEST_CACHE_SECONDS]:
             _backtests.pop(k, None)
         return out
+
+    def _backtest(self, scope, meta, today, months, tz) -> dict:
+        history = {d["_id"]: d.get("history", [])
+                   for d in storage.deal_histories(self.db, scope.kind, scope.id)}
+        # CPU-bound for big histories: off the hub, so other requests go on
+        result = tpool.execute(domain.backtest, history, _stages(meta),
+                               _month_ends(today, months), prior_weight(), tz=tz)
+        return {"scope": scope.key, **readmodel.jsonable(result)}
 
     def _today(self, tz: str) -> date:
         return self.clock.now().astimezone(ZoneInfo(tz)).date()

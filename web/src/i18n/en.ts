@@ -517,6 +517,7 @@ const en: Shape<typeof zhCN> = {
       backtest: 'Backtest',
       backtestLabel: 'Forecast against what was won, month by month',
       backtestHint: 'Weighted error over the last {n} months: stage probabilities {configured}, calibrated {calibrated}',
+      backtestBusy: 'The backtest is being computed (it replays every deal’s history); it shows when ready',
       noBacktest: 'Not enough closed deals for a backtest yet',
       export: 'Export to Excel',
       sheetStages: 'Stages',

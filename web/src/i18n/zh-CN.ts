@@ -515,6 +515,7 @@ export default {
       backtest: '预测回测',
       backtestLabel: '预测与实际成交的月度对比图',
       backtestHint: '过去 {n} 个月的加权误差：按阶段概率 {configured}，历史校准 {calibrated}',
+      backtestBusy: '回测正在计算（需要回放全部历史），稍后自动显示',
       noBacktest: '暂无回测：已成交或已丢单的历史客户还太少',
       export: '导出 Excel',
       sheetStages: '阶段',
