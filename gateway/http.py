@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.wrappers import Request, Response
 
+from gateway.addresses import of_request
 from gateway.web import WebApp
 from services.common import config
 from services.common.errors import BadRequest, CrmError, Forbidden, Invalid
@@ -161,8 +162,14 @@ class Call:
     request: Request
 
     @property
+    def address(self) -> str:
+        return of_request(self.request)
+
+    @property
     def actor(self) -> dict | None:
-        return self.user.as_dict() if self.user else None
+        if not self.user:
+            return None
+        return {**self.user.as_dict(), "address": self.address}
 
 
 def read_body(request: Request) -> bytes:
