@@ -26,6 +26,7 @@ from nameko.standalone.events import get_event_exchange
 
 from services.common import clock
 from services.common.contracts import SUBSCRIPTIONS, handler_name, queue_name, validate
+from services.common.credentials import CREDENTIAL
 
 __all__ = ["SUBSCRIPTIONS", "Dispatcher", "event", "handler_name", "handles", "queue_name"]
 
@@ -62,10 +63,16 @@ class Dispatcher(EventDispatcher):
             validate(event_type, event_data)
             self.publisher.publish(
                 event_data, exchange=self.exchange, routing_key=event_type,
-                extra_headers=encode_to_headers(worker_ctx.context_data),
+                extra_headers=encode_to_headers(_shared_context(worker_ctx.context_data)),
                 declare=self.queues.get(event_type, ()))
 
         return dispatch
+
+
+def _shared_context(context_data: dict) -> dict:
+    # A user's token stays out of events: they are stored in durable queues
+    # and handled later, by services that sign their own calls.
+    return {k: v for k, v in context_data.items() if k != CREDENTIAL}
 
 
 def handles(source_service: str, event_type: str):

@@ -24,6 +24,8 @@ from nameko import rpc as nameko_rpc
 from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Client, ServiceRpc
 
+from services.common import config
+from services.common.credentials import CREDENTIAL, SERVICE_TOKENS
 from services.common.errors import ERRORS, CrmError
 
 for _error in ERRORS:  # they cross RPC as themselves (see errors.py)
@@ -60,7 +62,7 @@ class _Method:
             ids.append(correlation_id)
             return listener.register_for_reply(correlation_id)
 
-        client = Client(self._rpc.publisher.publish, register, self._context_data,
+        client = Client(self._rpc.publisher.publish, register, self._rpc.context(self._context_data),
                         self._rpc.target_service, self._method)
         timeout = self._rpc.timeout_seconds()
         try:
@@ -90,9 +92,20 @@ class Rpc(ServiceRpc):
     timeout a call waits as nameko's does; `TimedRpc` in the gateway bounds it."""
 
     reply_listener = ReplyListener()
+    # The gateway forwards the user's token (set in the worker's context data
+    # once the request is authenticated); a service signs its own calls.
+    forwards_user_credential = False
 
     def timeout_seconds(self) -> float | None:
         return None
+
+    def context(self, context_data: dict) -> dict:
+        """The context data a call carries: the caller's credential (see
+        services/common/credentials.py), read at call time."""
+        if self.forwards_user_credential and context_data.get(CREDENTIAL):
+            return context_data
+        token = SERVICE_TOKENS.token(self.container.service_name, config.require("JWT_SECRET"))
+        return {**context_data, CREDENTIAL: token}
 
     def get_dependency(self, worker_ctx):
         return _Service(self, worker_ctx.context_data)

@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import nameko
-    from nameko.standalone.rpc import ServiceRpcClient
 
     from services.common import config
+    from services.common.standalone import ServiceRpcClient
 
     nameko.config.setup(config.load(args.config) if args.config else config.load())
     with ServiceRpcClient("forecast") as forecast:

@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 import eventlet
 import eventlet.event
 from eventlet import tpool
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import config
@@ -41,7 +40,7 @@ from services.common.events import handles
 from services.common.mongo import Mongo
 from services.common.principal import Principal, require_admin
 from services.common.rpc import Rpc
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc
 from services.common.validation import parse
 from services.forecast import domain, readmodel, schemas, snapshots, storage
 

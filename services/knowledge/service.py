@@ -14,8 +14,6 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from nameko.rpc import rpc
-
 from services.common import config
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.events import event, handles
@@ -23,7 +21,7 @@ from services.common.ids import new_id
 from services.common.mongo import Mongo
 from services.common.principal import Principal
 from services.common.rpc import Rpc
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc
 from services.common.timers import ConfigTimer
 from services.common.validation import parse
 from services.knowledge import domain, drafts, schemas, search, storage

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 import eventlet
 import nameko
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from services.common import clock as clock_module
 from services.common import config
@@ -25,7 +24,7 @@ from services.common.errors import Invalid, NotFound
 from services.common.events import event, handles
 from services.common.mongo import Mongo
 from services.common.rpc import Rpc
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc
 from services.common.timers import ConfigTimer
 from services.common.validation import parse
 from services.notify import domain, schemas, storage
@@ -120,18 +119,20 @@ class NotifyService(ServiceBase):
         return domain.view(doc, storage.find_delivery(self.db, doc["_id"]))
 
     @rpc
-    def stream_resume(self, user_id, last_event_id):
+    def stream_resume(self, actor, last_event_id):
         """When the user's notification `last_event_id` was created (ISO), for
         a live stream that reconnects after it; None if it is not his."""
+        user_id = actor["id"]
         doc = storage.find_notification(self.db, str(last_event_id))
         if doc is None or doc["user_id"] != user_id:
             return None
         return doc["created_at"].isoformat()
 
     @rpc
-    def stream_poll(self, user_id, last_seq, since):
+    def stream_poll(self, actor, last_seq, since):
         """For the live stream: the user's head, and when it moved past
         `last_seq`, the notifications created since `since` (ISO)."""
+        user_id = actor["id"]
         seq = storage.head(self.db, user_id)
         if seq == last_seq:
             return {"seq": seq, "items": []}

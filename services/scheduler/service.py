@@ -25,7 +25,6 @@ import uuid
 from datetime import timedelta
 
 import eventlet
-from nameko.rpc import rpc
 
 from services.common import config
 from services.common.errors import Conflict, Invalid, NotFound
@@ -35,7 +34,7 @@ from services.common.ids import new_id
 from services.common.mongo import Mongo
 from services.common.principal import Principal
 from services.common.rpc import Rpc
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc
 from services.common.timers import ConfigTimer
 from services.common.timezones import DEFAULT_TIMEZONE
 from services.common.validation import parse

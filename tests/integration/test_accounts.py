@@ -3,7 +3,6 @@
 import eventlet
 import pytest
 from nameko.events import event_handler
-from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_waiter
 from pymongo.errors import InvalidOperation
 
@@ -12,6 +11,7 @@ from services.common import clock
 from services.common.auth import verify_token
 from services.common.clock import now
 from services.common.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthenticated
+from services.common.standalone import ServiceRpcClient
 
 ADMIN = {"id": "bootstrap", "role": "admin", "team_id": None, "name": "", "username": "admin"}
 

@@ -4,7 +4,6 @@
 import eventlet
 import pytest
 from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ServiceRpcClient
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect
 
@@ -12,6 +11,7 @@ from services.common import events
 from services.common.clock import now
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import handles
+from services.common.standalone import ServiceRpcClient
 from services.customers import domain, storage
 from services.customers import normalize as norm
 from services.customers.service import CustomersService

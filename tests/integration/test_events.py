@@ -3,10 +3,10 @@ not to a handler that fails once."""
 
 import pytest
 from nameko.rpc import rpc
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.common import contracts, events
 from services.common.events import Dispatcher, event, handles
+from services.common.standalone import ServiceRpcClient
 from tests.waiting import wait_for
 
 

@@ -17,13 +17,13 @@ import pytest
 from kombu import Connection
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ServiceRpcClient
 from nameko.testing.services import entrypoint_hook
 
 from services.common import clock
 from services.common.config import ROOT
 from services.common.errors import Forbidden, Invalid
 from services.common.events import queue_name
+from services.common.standalone import ServiceRpcClient
 from services.forecast import domain, readmodel, storage
 from services.forecast.service import ForecastService
 from tests.unit.forecast import oracle
@@ -671,7 +671,8 @@ def test_reconcile_finds_drift_and_rebuild_repairs_it(forecast, publish, service
     cli = subprocess.run(
         [sys.executable, "-m", "services.forecast.cli", "reconcile"], capture_output=True,
         text=True, timeout=120, cwd=ROOT,
-        env={**os.environ, "CRM_AMQP_URI": service_config["AMQP_URI"], "PYTHONWARNINGS": "ignore"})
+        env={**os.environ, "CRM_AMQP_URI": service_config["AMQP_URI"],
+             "CRM_JWT_SECRET": service_config["JWT_SECRET"], "PYTHONWARNINGS": "ignore"})
     assert cli.returncode == 1, cli.stderr  # the ghost customer is reported
     report = json.loads(cli.stdout)
     assert report["result"]["unknown_ids"] == ["ghost"]

@@ -6,12 +6,12 @@ emits reaching a subscriber with the documented payload."""
 from datetime import UTC, datetime
 
 import pytest
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common import events
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import handles
+from services.common.standalone import ServiceRpcClient
 from services.customers import audit
 from services.customers.service import CustomersService
 from tests.waiting import wait_for

@@ -11,12 +11,12 @@ import eventlet
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common import events
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.events import event, handles
+from services.common.standalone import ServiceRpcClient
 from services.knowledge.service import KnowledgeService
 from services.notify.service import NotifyService
 from tests.waiting import wait_for

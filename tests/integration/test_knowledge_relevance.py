@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from nameko.standalone.rpc import ServiceRpcClient
 
+from services.common.standalone import ServiceRpcClient
 from services.knowledge.service import KnowledgeService
 from tests.unit.knowledge import relevance
 from tests.unit.knowledge.reference_index import InMemoryIndex

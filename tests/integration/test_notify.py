@@ -12,11 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common.errors import NotFound
 from services.common.events import event
+from services.common.standalone import ServiceRpcClient
 from services.notify import storage
 from services.notify.service import NotifyService
 from services.scheduler.service import SchedulerService

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import eventlet
 import pytest
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
+from services.common.standalone import ServiceRpcClient
 from services.customers.service import CustomersService
 from services.forecast.service import ForecastService
 from services.knowledge.service import KnowledgeService
@@ -182,7 +182,7 @@ def test_reminders_and_notifications_read_indexes(rpc, people, step):
     nid = inbox["items"][0]["id"]
     step("read", lambda: n.mark_read(wang, nid))
     step("acknowledge", lambda: n.acknowledge(wang, nid))
-    step("stream resume", lambda: n.stream_resume(wang["id"], nid))
+    step("stream resume", lambda: n.stream_resume(wang, nid))
 
 
 def test_knowledge_lists_and_writes_read_indexes(rpc, people, step):

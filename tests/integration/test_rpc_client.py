@@ -7,10 +7,10 @@ import eventlet
 import pytest
 from nameko.exceptions import ReplyQueueExpiredWithPendingReplies, UnknownService
 from nameko.rpc import rpc
-from nameko.standalone.rpc import ServiceRpcClient
 
 from gateway.rpc import TimedRpc
 from services.common.rpc import ReplyListener, Rpc
+from services.common.standalone import ServiceRpcClient
 
 
 class Slow:

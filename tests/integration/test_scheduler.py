@@ -12,12 +12,12 @@ import eventlet
 import pytest
 from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common.clock import FrozenClock, SystemClock, set_clock
 from services.common.errors import Conflict, Invalid, NotFound
 from services.common.events import event
+from services.common.standalone import ServiceRpcClient
 from services.notify.service import NotifyService
 from services.scheduler import domain, storage
 from services.scheduler.service import SchedulerService

@@ -28,6 +28,7 @@ def scheduler_process(service_config, log_path):
            "CRM_MONGO_DB_PREFIX": service_config["MONGO_DB_PREFIX"],
            "CRM_SCHEDULER_TICK_SECONDS": "0.1", "CRM_SCHEDULER_LEASE_SECONDS": "2",
            "CRM_SCHEDULER_BATCH": "50", "CRM_LOG_LEVEL": "WARNING",
+           "CRM_JWT_SECRET": service_config["JWT_SECRET"],
            "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     log = open(log_path, "ab")
     return subprocess.Popen(

@@ -12,6 +12,7 @@ from nameko.exceptions import deserialize, serialize
 from nameko.testing.services import worker_factory
 
 from services.common.clock import FrozenClock
+from services.common.credentials import Caller
 from services.common.errors import Conflict, Invalid
 from services.common.rpc import Unavailable
 from services.scheduler import service as scheduler_service
@@ -39,6 +40,14 @@ class TickingClock(FrozenClock):
 _db = {}
 
 
+class AS_A_SERVICE:  # noqa: N801 - the verified caller of these direct calls
+    address = None
+
+    @staticmethod
+    def verify():
+        return Caller("service", service="tests")
+
+
 @pytest.fixture(autouse=True)
 def _scheduler_db(db_of):
     db = db_of("scheduler")
@@ -57,7 +66,7 @@ def _fresh_process_state(monkeypatch):
 def make_scheduler(clock, settings=None):
     """`settings`: user id -> his stored settings (changed by the test)."""
     settings = {} if settings is None else settings
-    svc = worker_factory(SchedulerService, db=_db["db"], clock=clock)
+    svc = worker_factory(SchedulerService, db=_db["db"], clock=clock, caller=AS_A_SERVICE)
     svc.accounts.get_users.side_effect = lambda ids: {
         i: {"id": i, "settings": settings.get(i, {})} for i in ids}
     return svc

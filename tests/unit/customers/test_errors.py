@@ -5,6 +5,7 @@ import inspect
 import pytest
 
 from services.common import errors as rpc_errors
+from services.common.credentials import Caller
 from services.common.service import rpc_mapping
 from services.customers.errors import (
     CustomerError,
@@ -30,13 +31,24 @@ def test_invalid_fields_name_their_fields():
     assert answer.body()["fields"] == {"phones": "#2 is not a phone number"}
 
 
+class _Service:
+    """A service worker whose caller is a verified service."""
+
+    class caller:  # noqa: N801
+        address = None
+
+        @staticmethod
+        def verify():
+            return Caller("service", service="tests")
+
+
 def test_an_entrypoint_raises_the_mapped_error_and_keeps_its_signature():
     def change(self, customer_id, body=None):
         raise Refused("busy", "try again")
 
     entrypoint = rpc_mapping(CustomerError, to_rpc)(change)
     with pytest.raises(rpc_errors.Conflict) as refused:
-        entrypoint(None, "c1")
+        entrypoint(_Service(), "c1")
     assert refused.value.code == "busy"
     with pytest.raises(TypeError):  # nameko's signature check still sees the real one
         inspect.getcallargs(entrypoint, None, "c1", {}, "extra")
