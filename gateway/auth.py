@@ -9,14 +9,18 @@ from services.common.errors import Unauthenticated
 from services.common.principal import Principal
 
 
-def authenticate(request) -> Principal:
+def bearer_token(request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise Unauthenticated("unauthenticated", "sign in first: the Authorization header is missing")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("invalid_token", "the Authorization header must be 'Bearer <token>'")
-    return principal_of(token.strip())
+    return token.strip()
+
+
+def authenticate(request) -> Principal:
+    return principal_of(bearer_token(request))
 
 
 def principal_of(token: str) -> Principal:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import eventlet
+from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.addresses import of_request
 from gateway.web import WebApp
 from services.common import config
+from services.common.credentials import ADDRESS, CREDENTIAL
 from services.common.errors import BadRequest, CrmError, Forbidden, Invalid
 from services.common.validation import field_errors, parse
 
@@ -210,6 +212,33 @@ def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
         raise Invalid.fields(field_errors(exc), "some query parameters are invalid") from None
 
 
+class RequestContext(DependencyProvider):
+    """The worker's context data: what every RPC of this request carries
+    (the user's token, the client's address)."""
+
+    def get_dependency(self, worker_ctx):
+        return worker_ctx.context_data
+
+
+# What a user whose password was reset may still do: see himself, change it.
+PASSWORD_CHANGE_ROUTES = {("GET", "/api/users/me"), ("POST", "/api/users/me/password")}
+
+
+def sign_in_request(service, request, token: str, method: str = "", path: str = ""):
+    """The verified, still-valid user of a token, and the request's RPCs
+    made on his behalf (401 `account_disabled`/`session_revoked`)."""
+    from gateway.auth import principal_of
+    from gateway.sessions import SESSIONS
+
+    user = principal_of(token)
+    SESSIONS.check(service.sessions_rpc, user)
+    if user.must_change_password and (method, path) not in PASSWORD_CHANGE_ROUTES:
+        raise Forbidden("password_change_required",
+                        "your password was reset: choose a new one first")
+    service.request_context[CREDENTIAL] = token
+    return user
+
+
 def route(
     method: str,
     path: str,
@@ -225,7 +254,7 @@ def route(
 ):
     """Declare an endpoint: authentication, role check, body and query
     validation happen here, so a handler only translates and delegates."""
-    from gateway.auth import authenticate
+    from gateway.auth import bearer_token
 
     werkzeug_path = _PARAM.sub(r"<\1>", path)
     meta = RouteMeta(method, path, summary, roles, public, body, query, response, status,
@@ -235,7 +264,9 @@ def route(
     def decorate(fn):
         @functools.wraps(fn)
         def handler(self, request, **path_values):
-            user = None if public else authenticate(request)
+            self.request_context[ADDRESS] = of_request(request)
+            user = None if public else sign_in_request(self, request, bearer_token(request),
+                                                       method, path)
             if roles and user.role not in roles:
                 raise Forbidden("forbidden", f"this needs the role: {' or '.join(roles)}")
             kwargs = dict(path_values)

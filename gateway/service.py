@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import eventlet
+from nameko.events import BROADCAST, event_handler
 
 from gateway import openapi
-from gateway.http import Call, json_response, route
+from gateway.http import Call, RequestContext, json_response, route
 from gateway.routes.accounts import AccountsRoutes
 from gateway.routes.customers import CustomersRoutes
 from gateway.routes.forecast import ForecastRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.schedule import ScheduleRoutes
+from gateway.routes.staff import StaffRoutes
 from gateway.routes.stream import StreamRoutes
-from gateway.rpc import TimedRpc
+from gateway.rpc import SystemRpc, TimedRpc
+from gateway.sessions import SESSIONS
 from services.common.auth import TokenSecret
 
 # Every service /api/health asks; kept in step with the Procfile and
@@ -22,7 +25,7 @@ SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "foreca
 HEALTH_TIMEOUT_SECONDS = 3
 
 
-class GatewayService(AccountsRoutes, CustomersRoutes, RecordRoutes, ScheduleRoutes,
+class GatewayService(AccountsRoutes, StaffRoutes, CustomersRoutes, RecordRoutes, ScheduleRoutes,
                      StreamRoutes, KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
     token_secret = TokenSecret()  # checked at start; routes verify with config's
@@ -33,6 +36,14 @@ class GatewayService(AccountsRoutes, CustomersRoutes, RecordRoutes, ScheduleRout
     notify = TimedRpc("notify")
     knowledge = TimedRpc("knowledge")
     forecast = TimedRpc("forecast")
+    sessions_rpc = SystemRpc("accounts")
+    request_context = RequestContext()
+
+    @event_handler("accounts", "UserChanged", handler_type=BROADCAST, reliable_delivery=False)
+    def on_user_changed(self, payload):
+        # Every gateway drops the user's cached session state: a disabled
+        # user's next request, on any gateway, asks accounts again.
+        SESSIONS.forget(payload["user_id"])
 
     @route("GET", "/api/health", public=True, summary="Every service answers RPC?")
     def health(self, call: Call):

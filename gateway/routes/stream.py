@@ -23,8 +23,9 @@ import eventlet
 import jwt
 from werkzeug.wrappers import Response
 
-from gateway.auth import authenticate, principal_of
-from gateway.http import Call, route
+from gateway.auth import bearer_token
+from gateway.http import Call, route, sign_in_request
+from gateway.sessions import SESSIONS
 from services.common import config
 from services.common.clock import iso, now
 from services.common.errors import Unauthenticated
@@ -48,14 +49,17 @@ class StreamRoutes:
                    "sets no headers). A reconnect with Last-Event-ID (or ?last_event_id=) "
                    "first replays what was created after that notification (up to a day)")
     def notification_stream(self, call: Call):
-        token, user = _stream_user(call.request)
-        since, seen = _resume_point(self.notify, user.id, call.request)
+        token = _stream_token(call.request)
+        user = sign_in_request(self, call.request, token)
+        actor = {**user.as_dict(), "address": call.address}
+        since, seen = _resume_point(self.notify, actor, call.request)
         # eventlet's server gathers 4 KB before writing a chunk: an event
         # must leave at once.
         call.request.environ["eventlet.minimum_write_chunk_size"] = 0
         notify = self.notify
         response = Response(
-            _events(notify, user.id, _stream_deadline(token), since, seen),
+            _events(notify, actor, _stream_deadline(token), since, seen,
+                    still_signed_in=lambda: SESSIONS.check(self.sessions_rpc, user)),
             status=200, content_type="text/event-stream; charset=utf-8",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             direct_passthrough=True,
@@ -63,16 +67,15 @@ class StreamRoutes:
         return response
 
 
-def _stream_user(request):
+def _stream_token(request) -> str:
     """Bearer header as everywhere, or `?access_token=` for EventSource."""
     if request.headers.get("Authorization"):
-        user = authenticate(request)
-        return request.headers["Authorization"].partition(" ")[2].strip(), user
+        return bearer_token(request)
     token = (request.args.get("access_token") or "").strip()
     if not token:
         raise Unauthenticated("unauthenticated",
                               "sign in first: send the Authorization header or ?access_token=")
-    return token, principal_of(token)
+    return token
 
 
 def _stream_deadline(token: str) -> float:
@@ -84,7 +87,7 @@ def _stream_deadline(token: str) -> float:
     return time.monotonic() + max(left, 0)
 
 
-def _resume_point(notify, user_id: str, request) -> tuple[datetime, dict[str, datetime]]:
+def _resume_point(notify, actor: dict, request) -> tuple[datetime, dict[str, datetime]]:
     """(since, seen) for a stream: now, or just after the notification a
     reconnecting client names (his own, at most REPLAY_LIMIT ago)."""
     start = now()
@@ -93,7 +96,7 @@ def _resume_point(notify, user_id: str, request) -> tuple[datetime, dict[str, da
     if not last or len(last) > MAX_EVENT_ID:
         return start, {}
     try:
-        created = notify.stream_resume(user_id, last)
+        created = notify.stream_resume(actor, last)
     except Exception:  # noqa: BLE001 - notify away for a moment: go live without replay
         log.warning("live stream: notify did not answer the resume; no replay", exc_info=True)
         return start, {}
@@ -103,8 +106,8 @@ def _resume_point(notify, user_id: str, request) -> tuple[datetime, dict[str, da
     return max(at, start - REPLAY_LIMIT), {last: at}
 
 
-def _events(notify, user_id: str, deadline: float, since: datetime | None = None,
-            seen: dict[str, datetime] | None = None):
+def _events(notify, actor: dict, deadline: float, since: datetime | None = None,
+            seen: dict[str, datetime] | None = None, still_signed_in=lambda: None):
     poll = float(config.get("NOTIFY_STREAM_POLL_SECONDS", 0.5))
     heartbeat = float(config.get("NOTIFY_STREAM_HEARTBEAT_SECONDS", 15))
     since = since or now()
@@ -112,9 +115,22 @@ def _events(notify, user_id: str, deadline: float, since: datetime | None = None
     last_seq = None
     last_write = time.monotonic()
     yield b"retry: 2000\n: connected\n\n"
+    check_every = float(config.setting("SESSION_CHECK_SECONDS", 5)) / 2
+    checked = time.monotonic()
     while time.monotonic() < deadline:
+        if time.monotonic() - checked >= check_every:
+            checked = time.monotonic()
+            try:
+                still_signed_in()
+            except Unauthenticated as exc:
+                # Disabled or revoked: the stream ends, and says why.
+                data = json.dumps({"error": exc.code}, separators=(",", ":"))
+                yield f"event: revoked\ndata: {data}\n\n".encode()
+                return
+            except Exception:  # noqa: BLE001 - accounts away for a moment: keep the stream
+                log.warning("live stream: session check failed; trying again", exc_info=True)
         try:
-            got = notify.stream_poll(user_id, last_seq, iso(since))
+            got = notify.stream_poll(actor, last_seq, iso(since))
         except Exception:  # noqa: BLE001 - notify away for a moment: keep the stream
             log.warning("live stream: notify did not answer; trying again", exc_info=True)
             got = None

@@ -54,3 +54,53 @@ def locked_for(locked_until: datetime | None, now: datetime) -> float:
 def next_lock(consecutive_failures: int, free_failures: int, now: datetime) -> datetime | None:
     seconds = lock_seconds(consecutive_failures, free_failures)
     return now + timedelta(seconds=seconds) if seconds else None
+
+
+# ------------------------------------------------------------ staff lifecycle
+
+# Fields whose change invalidates the tokens already issued: a token carries
+# role and team, and a disabled user must be out at once.
+REVOKING_FIELDS = ("role", "team_id", "active")
+
+
+def check_may_change_user(actor: Principal, target: dict, changes: dict) -> None:
+    """An admin changes anyone (but not himself out of admin or activity);
+    a manager only the reps of his own team, and only name, phone and active."""
+    if actor.role == "admin":
+        if target["_id"] == actor.id and (changes.get("active") is False
+                                          or changes.get("role", "admin") != "admin"):
+            raise Forbidden("cannot_lock_self_out",
+                            "an admin cannot disable himself or give up his own role")
+        return
+    if actor.role == "manager":
+        if target.get("role") != "rep" or target.get("team_id") != actor.team_id:
+            raise Forbidden("forbidden", "a manager changes the reps of his own team only")
+        barred = sorted(set(changes) & {"role", "team_id"})
+        if barred:
+            raise Forbidden("forbidden", f"only an admin changes {', '.join(barred)}")
+        return
+    raise Forbidden("forbidden", "a rep cannot change users")
+
+
+def check_may_reset_password(actor: Principal, target: dict) -> None:
+    if actor.role == "admin":
+        return
+    if (actor.role == "manager" and target.get("role") == "rep"
+            and target.get("team_id") == actor.team_id):
+        return
+    raise Forbidden("forbidden", "only an admin or the user's manager resets a password")
+
+
+def user_changes(before: dict, requested: dict) -> dict:
+    """The requested fields that differ from the stored user."""
+    current = {**before, "active": before.get("active", True)}
+    return {k: v for k, v in requested.items() if current.get(k) != v}
+
+
+def revokes_sessions(changes: dict) -> bool:
+    return any(k in changes for k in REVOKING_FIELDS)
+
+
+def session_state(doc: dict) -> dict:
+    """What the gateway checks every token of this user against."""
+    return {"active": doc.get("active", True), "generation": int(doc.get("generation") or 0)}

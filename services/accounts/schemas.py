@@ -38,6 +38,26 @@ class UserIn(Strict):
 
 
 
+class UserPatchIn(Strict):
+    """Any subset; what is left out keeps its value. `role` and `team_id` are
+    an admin's; a manager sets name, phone and active for his reps."""
+
+    name: Name | None = None
+    phone: Phone | None = None
+    team_id: Id | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+class PasswordChangeIn(Strict):
+    old_password: Annotated[str, StringConstraints(min_length=1, max_length=256,
+                                                   strip_whitespace=False)]
+    new_password: Password
+
+
+class PasswordResetIn(Strict):
+    new_password: Password
+
 
 class SettingsIn(Strict):
     """Any subset; what is left out keeps its value."""
@@ -66,6 +86,18 @@ class User(BaseModel):
     team_id: str | None
     phone: str | None
     timezone: str = Field(DEFAULT_TIMEZONE)
+    active: bool = True
+    must_change_password: bool = Field(
+        False, description="set by a reset: every endpoint but /api/users/me and "
+                           "/api/users/me/password answers 403 password_change_required")
+
+
+class UserChange(BaseModel):
+    at: str
+    action: str
+    actor: dict
+    before: dict | None
+    after: dict | None
 
 
 class LoginOut(BaseModel):

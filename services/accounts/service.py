@@ -7,7 +7,6 @@ import secrets
 from datetime import timedelta
 
 from eventlet import tpool
-from nameko.rpc import rpc
 
 from services.accounts import domain, schemas, storage
 from services.common import config
@@ -31,7 +30,7 @@ from services.common.errors import (
 from services.common.events import event
 from services.common.mongo import Mongo
 from services.common.principal import require_admin
-from services.common.service import ServiceBase
+from services.common.service import ServiceBase, rpc
 from services.common.validation import parse
 
 log = logging.getLogger(__name__)
@@ -114,11 +113,19 @@ class AccountsService(ServiceBase):
             raise _too_many(domain.locked_for(running.get("locked_until"), now))
         if not _verify(user["password_hash"], data.password):
             raise Unauthenticated("invalid_credentials", "wrong username or password")
+        if user.get("active", True) is False:
+            # Said only to whoever knows the password: no one learns from it
+            # which usernames exist.
+            raise Unauthenticated("account_disabled", "this account is disabled")
         new_hash = _hash(data.password) if needs_rehash(user["password_hash"]) else None
         storage.record_success(self.db, user["_id"], new_hash)
-        public = storage.public_user(user)
+        return self._signed_in(user, now)
+
+    def _signed_in(self, doc: dict, now) -> dict:
+        public = storage.public_user(doc)
         ttl = timedelta(minutes=float(config.get("TOKEN_TTL_MINUTES", 720)))
-        token = issue_token(public, self.token_secret, now, ttl)
+        token = issue_token({**public, "generation": doc.get("generation", 0)},
+                            self.token_secret, now, ttl)
         return {"token": token, "user": public}
 
     @rpc
@@ -203,3 +210,100 @@ class AccountsService(ServiceBase):
         if doc is None:
             raise NotFound("not_found", "user not found")
         return storage.user_settings(doc)
+
+    # -------------------------------------------------------- staff lifecycle
+
+    @rpc
+    def session_state(self, user_ids):
+        """Active and token generation per user: the gateway's check of every
+        token (services only)."""
+        return {d["_id"]: domain.session_state(d)
+                for d in storage.find_users(self.db, list(user_ids))}
+
+    def _target(self, user_id) -> dict:
+        doc = storage.find_user(self.db, str(user_id))
+        if doc is None:
+            raise NotFound("not_found", "no such user")
+        return doc
+
+    def _changed(self, actor: Principal, before: dict, after: dict, action: str,
+                 changes: list[str], revoked: bool) -> None:
+        storage.append_user_audit(
+            self.db, after["_id"], actor.as_dict(), action,
+            {k: before.get(k, True if k == "active" else None) for k in changes},
+            {k: after.get(k, True if k == "active" else None) for k in changes},
+            self.clock.now())
+        self.dispatch("UserChanged", event(
+            user_id=after["_id"], team_id=after.get("team_id"), role=after["role"],
+            active=after.get("active", True), changes=changes, sessions_revoked=revoked,
+            changed_by=actor.id))
+
+    @rpc
+    def update_user(self, actor, user_id, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.UserPatchIn, body)
+        before = self._target(user_id)
+        requested = data.model_dump(exclude_unset=True)
+        if "active" in requested and requested["active"] is None:
+            raise Invalid.fields({"active": "true or false"})
+        domain.check_may_change_user(actor, before, requested)
+        changes = domain.user_changes(before, requested)
+        if changes.get("team_id") and storage.find_team(self.db, changes["team_id"]) is None:
+            raise Invalid.fields({"team_id": "no such team"})
+        role = changes.get("role", before["role"])
+        if role in ("rep", "manager") and not changes.get("team_id", before.get("team_id")):
+            raise Invalid.fields({"team_id": "a rep or a manager belongs to a team"})
+        losing_admin = before["role"] == "admin" and (
+            changes.get("active") is False or changes.get("role", "admin") != "admin")
+        if losing_admin and storage.count_active_admins(self.db) <= 1:
+            raise Conflict("last_admin", "the last active admin cannot be disabled or demoted")
+        if not changes:
+            return storage.public_user(before)
+        revoke = domain.revokes_sessions(changes)
+        after = storage.update_user(self.db, before["_id"], changes, revoke)
+        action = ("disable" if changes.get("active") is False
+                  else "enable" if changes.get("active") is True else "update")
+        self._changed(actor, before, after, action, sorted(changes), revoke)
+        return storage.public_user(after)
+
+    @rpc
+    def change_password(self, actor, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.PasswordChangeIn, body)
+        doc = self._target(actor.id)
+        if not _verify(doc["password_hash"], data.old_password):
+            raise Invalid.fields({"old_password": "the current password is wrong"})
+        if data.new_password == data.old_password:
+            raise Invalid.fields({"new_password": "choose a password you have not used here"})
+        _check_policy(data.new_password, doc)
+        after = storage.set_password(self.db, doc["_id"], _hash(data.new_password), False)
+        self._changed(actor, doc, after, "password_changed", [], True)
+        return self._signed_in(after, self.clock.now())
+
+    @rpc
+    def reset_password(self, actor, user_id, body):
+        actor = Principal.of(actor)
+        data = parse(schemas.PasswordResetIn, body)
+        doc = self._target(user_id)
+        domain.check_may_reset_password(actor, doc)
+        _check_policy(data.new_password, doc)
+        after = storage.set_password(self.db, doc["_id"], _hash(data.new_password),
+                                     doc["_id"] != actor.id)
+        self._changed(actor, doc, after, "password_reset", [], True)
+        return storage.public_user(after)
+
+    @rpc
+    def user_history(self, actor, user_id):
+        actor = Principal.of(actor)
+        doc = self._target(user_id)
+        if actor.id != doc["_id"]:
+            domain.check_may_reset_password(actor, doc)  # the same people see it
+        return {"items": [{"at": e["at"].isoformat(), "action": e["action"],
+                           "actor": e["actor"], "before": e["before"], "after": e["after"]}
+                          for e in storage.user_audit(self.db, doc["_id"])]}
+
+
+def _check_policy(password: str, user: dict) -> None:
+    from services.accounts.passwords import check_password
+
+    tpool.execute(check_password, password, user["username"], user.get("name") or "")

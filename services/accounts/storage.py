@@ -20,10 +20,14 @@ PUBLIC_USER_FIELDS = ("username", "name", "role", "team_id", "phone", "timezone"
 def ensure_indexes(db: Database) -> None:
     db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
     db.users.create_index([("team_id", ASCENDING)], name="team")
+    db.users.create_index([("role", ASCENDING)], name="role")
+    db.user_audit.create_index([("user_id", ASCENDING), ("at", ASCENDING)], name="user_at")
 
 
 def public_user(doc: dict) -> dict:
-    return {"id": doc["_id"], **{k: doc.get(k) for k in PUBLIC_USER_FIELDS}}
+    return {"id": doc["_id"], **{k: doc.get(k) for k in PUBLIC_USER_FIELDS},
+            "active": doc.get("active", True),
+            "must_change_password": bool(doc.get("must_change_password"))}
 
 
 def user_settings(doc: dict) -> dict:
@@ -143,3 +147,40 @@ def find_team(db: Database, team_id: str) -> dict | None:
 
 def list_teams(db: Database) -> list[dict]:
     return list(db.teams.find().sort("_id", ASCENDING))
+
+
+# ------------------------------------------------------------ staff lifecycle
+
+def update_user(db: Database, user_id: str, changes: dict, revoke: bool) -> dict | None:
+    update: dict = {"$set": changes} if changes else {}
+    if revoke:
+        update["$inc"] = {"generation": 1}
+    if not update:
+        return find_user(db, user_id)
+    return db.users.find_one_and_update({"_id": user_id}, update,
+                                        return_document=ReturnDocument.AFTER)
+
+
+def set_password(db: Database, user_id: str, password_hash: str, must_change: bool) -> dict:
+    """A new password revokes every token issued before it."""
+    return db.users.find_one_and_update(
+        {"_id": user_id},
+        {"$set": {"password_hash": password_hash, "must_change_password": must_change},
+         "$inc": {"generation": 1}},
+        return_document=ReturnDocument.AFTER)
+
+
+def count_active_admins(db: Database) -> int:
+    return count(db.users, {"role": "admin", "active": {"$ne": False}})
+
+
+def append_user_audit(db: Database, user_id: str, actor: dict, action: str,
+                      before: dict | None, after: dict | None, now: datetime) -> None:
+    db.user_audit.insert_one({"_id": new_id(), "user_id": user_id, "at": now, "action": action,
+                              "actor": {"id": actor["id"], "name": actor.get("name", "")},
+                              "before": before, "after": after})
+
+
+def user_audit(db: Database, user_id: str, limit: int = 200) -> list[dict]:
+    return list(db.user_audit.find({"user_id": user_id}).sort([("at", -1), ("_id", -1)])
+                .limit(limit))

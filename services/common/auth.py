@@ -85,7 +85,12 @@ def issue_token(user: dict, secret: str, now: datetime, ttl: timedelta) -> str:
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
         "jti": uuid.uuid4().hex,
+        # a new password, a role change or disabling raises the user's
+        # generation: older tokens are then refused by the gateway
+        "gen": int(user.get("generation") or 0),
     }
+    if user.get("must_change_password"):
+        claims["pwc"] = True
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 

@@ -58,6 +58,21 @@ class UserCreated(Event):
     team_id: OptId = None
 
 
+class UserChanged(Event):
+    """A user's profile, role, team, activity or password changed. Gateways
+    hear it on a broadcast queue of their own and drop the user's cached
+    session state: a disabled user is out on his next request."""
+
+    source = "accounts"
+    user_id: Id
+    team_id: OptId = None
+    role: str
+    active: bool
+    changes: list[str] = Field(description="the fields that changed (empty for a password)")
+    sessions_revoked: bool = Field(description="tokens issued before this are refused")
+    changed_by: Id
+
+
 # ----------------------------------------------------------------- customers
 
 class CustomerCreated(CustomerSnapshot):
@@ -84,7 +99,7 @@ class OwnerChanged(Event):
     new_owner_id: OptId = None
     old_team_id: OptId = None
     new_team_id: OptId = None
-    reason: str = Field(description="claim, dispute or reassign")
+    reason: str = Field(description="claim, dispute, reassign or handover")
     company_name: str | None = None
     stage: int | None = None
     expected_value_fen: int | None = None
@@ -170,6 +185,7 @@ class CustomerAbandoned(Event):
     stage: int | None = None
     expected_value_fen: int | None = None
     status: str
+    reason: str | None = Field(None, description="abandon (his own, with an alarm) or handover")
 
 
 class DisputeFiled(Event):
@@ -232,7 +248,7 @@ class NotificationAcknowledged(Event):
 
 
 EVENTS: dict[str, type[Event]] = {m.__name__: m for m in (
-    UserCreated, CustomerCreated, CustomerAmended, StageChanged, StagesChanged, OwnerChanged,
+    UserCreated, UserChanged, CustomerCreated, CustomerAmended, StageChanged, StagesChanged, OwnerChanged,
     AlarmRaised, AlarmResolved, DisputeFiled, AmendmentRequested, CustomerAbandoned,
     AnswerPosted, AnswerAccepted,
     ReminderDue, NotificationAcknowledged)}
@@ -240,6 +256,7 @@ EVENTS: dict[str, type[Event]] = {m.__name__: m for m in (
 # (source service, event type) -> the services that handle it.
 SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("accounts", "UserCreated"): (),
+    ("accounts", "UserChanged"): (),  # see BROADCASTS
     ("customers", "CustomerCreated"): ("scheduler", "forecast"),
     ("customers", "CustomerAmended"): ("scheduler", "forecast"),
     ("customers", "StageChanged"): ("forecast",),
@@ -254,6 +271,12 @@ SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("knowledge", "AnswerAccepted"): ("notify",),
     ("scheduler", "ReminderDue"): ("notify",),
     ("notify", "NotificationAcknowledged"): ("scheduler",),
+}
+
+# Events every instance of a service hears, on a queue of its own that lives
+# as long as the instance (nothing to keep while none runs): cache drops.
+BROADCASTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("accounts", "UserChanged"): ("gateway",),
 }
 
 
@@ -283,6 +306,7 @@ def catalogue() -> dict:
             "routing_key": name,
             "version": model.schema_version,
             "subscribers": list(subscribers),
+            "broadcast_to": list(BROADCASTS.get((source, name), ())),
             "queue_of_a_subscriber": queue_name(source, name, "<service>"),
             "payload": model.model_json_schema(by_alias=True),
         }

@@ -17,6 +17,10 @@ class Principal:
     team_id: str | None
     name: str = ""
     username: str = ""
+    # The user's token generation and whether he must change his password
+    # first: what the gateway checks a token against; not part of as_dict.
+    generation: int = 0
+    must_change_password: bool = False
 
     @classmethod
     def of(cls, data: dict) -> Principal:
@@ -27,6 +31,8 @@ class Principal:
             team_id=data.get("team_id"),
             name=data.get("name", ""),
             username=data.get("username", ""),
+            generation=int(data.get("gen") or 0),
+            must_change_password=bool(data.get("pwc")),
         )
 
     def as_dict(self) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from gateway.service import SERVICES
+from services.common.contracts import BROADCASTS
 from services.common.events import SUBSCRIPTIONS, handler_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,8 @@ def test_every_subscription_has_its_handler_and_back():
         assert source in classes
         for sub in subscribers:
             declared.add((sub, source, event_type))
+    for (source, event_type), listeners in BROADCASTS.items():
+        declared.update((sub, source, event_type) for sub in listeners)
     found = set()
     for name, cls in classes.items():
         for attr in dir(cls):
