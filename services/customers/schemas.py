@@ -473,3 +473,37 @@ class DisputeList(BaseModel):
     items: list[Dispute]
     total: int
     next: str | None = Field(None, description="?after= of the next page; null on the last")
+
+
+class HandoverIn(Strict):
+    """`to`: one user, several (the customers are spread round robin), or
+    "pool"; `customer_ids`: only these of his (all when left out);
+    `dry_run`: answer what would move, move nothing."""
+
+    to: Literal["pool"] | Id | Annotated[list[Id], Field(min_length=1, max_length=100)]
+    customer_ids: Annotated[list[Id], Field(min_length=1, max_length=100_000)] | None = None
+    dry_run: bool = False
+
+
+class HandoverShare(BaseModel):
+    to: dict | None = Field(description="{id, name}; null for the pool")
+    pool: bool
+    count: int
+
+
+class Handover(BaseModel):
+    id: str | None = Field(description="null for a dry run")
+    status: Literal["preview", "running", "done"]
+    from_user: dict = Field(alias="from", description="{id, name}")
+    total: int
+    moved: int
+    skipped: int = Field(description="no longer his when their turn came (claimed, moved)")
+    not_his: list[str] = Field(description="requested customers he does not own")
+    shares: list[HandoverShare]
+    open_alarms: int | None = None
+    pending_amendments: int | None = None
+    started_by: dict | None = None
+    created_at: str | None = None
+    finished_at: str | None = None
+
+    model_config = {"populate_by_name": True}

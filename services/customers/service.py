@@ -18,6 +18,7 @@ from services.customers.entrypoints.alarms import AlarmRpc
 from services.customers.entrypoints.amendments import AmendmentRpc
 from services.customers.entrypoints.base import rpc
 from services.customers.entrypoints.disputes import DisputeRpc
+from services.customers.entrypoints.handovers import HandoverRpc
 from services.customers.entrypoints.reports import ReportRpc
 from services.customers.entrypoints.stages import StageRpc
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 CLAIM_ROUNDS = 3
 
 
-class CustomersService(AmendmentRpc, StageRpc, AlarmRpc, DisputeRpc, ReportRpc):
+class CustomersService(AmendmentRpc, StageRpc, AlarmRpc, DisputeRpc, ReportRpc, HandoverRpc):
     name = "customers"
 
     db = Mongo(storage.ensure_indexes)

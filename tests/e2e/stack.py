@@ -3,6 +3,7 @@ HTTP port, RabbitMQ vhost and database prefix."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,7 +81,7 @@ class Stack:
             **self.extra_env,
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -131,6 +132,36 @@ class Stack:
             pass
         self._drop_databases()
         return took, remaining
+
+    def service_pid(self, service: str) -> int:
+        """The pid of one service's process (its module in the command line)."""
+        needle = f"services.{service}.service".encode()
+        for pid in descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        return pid
+            except OSError:
+                continue
+        raise LookupError(f"no {service} process")
+
+    def crash(self, service: str, timeout: float = 20) -> None:
+        """SIGKILL one service, as a crash would; when the launcher then
+        stops the rest, wait for it; the data and the queues stay."""
+        os.kill(self.service_pid(service), signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.1)
+        if self.proc.poll() is None:
+            return  # supervised: the service is restarted in place
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc = None
+        self.log.close()
+
+    def ensure_running(self, timeout: float = 90) -> Stack:
+        return self if self.proc is not None else self.start(timeout)
 
     def _drop_databases(self):
         from pymongo import MongoClient

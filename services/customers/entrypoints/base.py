@@ -44,15 +44,19 @@ class RecordRpc(ServiceBase):
         """The stage list create validates against."""
         return storage.get_stages(self.db)
 
-    def _owner_changed(self, before: dict, after: dict, reason: str, actor: Principal):
-        self.dispatch("OwnerChanged", event(
+    def _owner_changed(self, before: dict, after: dict, reason: str, actor: Principal,
+                       event_id: str | None = None):
+        payload = event(
             customer_id=after["_id"], version=after["version"],
             old_owner_id=before.get("owner_id"), new_owner_id=after.get("owner_id"),
             old_team_id=before.get("team_id"), new_team_id=after.get("team_id"),
             reason=reason, company_name=after.get("company_name"), stage=after.get("stage"),
             expected_value_fen=after.get("expected_value_fen"), status=after.get("status"),
             birthday=after.get("birthday"), birthday_label=after.get("birthday_label"),
-            birthday_kind=after.get("birthday_kind"), changed_by=actor.id))
+            birthday_kind=after.get("birthday_kind"), changed_by=actor.id)
+        if event_id:  # a resumable job's: the same move, the same event
+            payload["event_id"] = event_id
+        self.dispatch("OwnerChanged", payload)
 
     def _owner_fields(self, user: dict, now) -> dict:
         # owner_since: an alarm raised before it is no licence for the new owner

@@ -9,6 +9,7 @@ from pymongo.database import Database
 from services.common.mongo import (
     insert_new,
 )
+from services.customers.storage.handovers import ensure_handover_indexes
 from services.customers.storage.paging import _scoped_indexes
 
 # Earlier builds split the index into 8 collections (a lookup by _id was a
@@ -55,6 +56,7 @@ def ensure_indexes(db: Database) -> None:
                               name="customer_followups")
     _fold_old_term_shards(db)
     _record_indexes(db)
+    ensure_handover_indexes(db)
 
 
 def _fold_old_term_shards(db: Database) -> None:
