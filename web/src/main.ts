@@ -9,7 +9,7 @@ import { handleUnauthorized } from './api/client'
 import App from './App.vue'
 import { i18n } from './i18n'
 import { router } from './router'
-import { useAuth } from './stores/auth'
+import { reasonOf, useAuth } from './stores/auth'
 
 const app = createApp(App)
 const pinia = createPinia()
@@ -21,7 +21,7 @@ auth.restore()
 // back to the login page, which says why, never a blank screen.
 handleUnauthorized((code) => {
   if (!auth.signedIn) return
-  auth.logout(code === 'token_expired' ? 'expired' : 'refused')
+  auth.logout(reasonOf(code))
   const here = router.currentRoute.value
   void router.replace({ name: 'login', query: here.meta.public ? {} : { redirect: here.fullPath } })
 })

@@ -28,6 +28,7 @@ const routes: RouteRecordRaw[] = [
   },
   { path: '/team', name: 'team', component: () => import('./views/TeamView.vue'), meta: { roles: ['manager', 'admin'] } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { roles: ['admin'] } },
+  { path: '/password', name: 'password', component: () => import('./views/PasswordView.vue') },
   { path: '/forbidden', name: 'forbidden', component: () => import('./views/ForbiddenView.vue') },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },
 ]
@@ -44,6 +45,9 @@ router.beforeEach((to) => {
     return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
   }
   if (to.name === 'login' && auth.signedIn) return { path: '/customers' }
+  if (auth.signedIn && auth.mustChangePassword && to.name !== 'password') {
+    return { name: 'password', query: { redirect: to.fullPath } }
+  }
   // Which screens a role opens is for the page to show; the server refuses
   // the calls behind them all the same.
   const roles = to.meta.roles as string[] | undefined

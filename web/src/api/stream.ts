@@ -23,6 +23,9 @@ export interface StreamOptions {
   onNotification: (n: Notification) => void
   /** The server ended the stream because the token expired. */
   onExpired?: () => void
+  /** The server ended the stream because the session was revoked (the
+   * account disabled, a new password): the code says which. */
+  onRevoked?: (code: string) => void
   /** Connected (again): the first time with `reconnected` false. */
   onOpen?: (reconnected: boolean) => void
   open?: (url: string) => EventSourceLike
@@ -89,6 +92,16 @@ export class NotificationStream {
     source.addEventListener('expired', () => {
       this.stop()
       this.opts.onExpired?.()
+    })
+    source.addEventListener('revoked', (ev: MessageEvent) => {
+      this.stop()
+      let code = 'session_revoked'
+      try {
+        code = String((JSON.parse(ev.data) as { error?: string }).error ?? code)
+      } catch {
+        /* the default */
+      }
+      this.opts.onRevoked?.(code)
     })
     source.onerror = () => {
       // CONNECTING: the browser retries on its own, with Last-Event-ID.

@@ -7,7 +7,15 @@ import { api, call, type Schemas, setToken } from '../api/client'
 import { type Locale, LOCALES, setLocale } from '../i18n'
 
 export type User = Schemas['User']
-export type LogoutReason = 'expired' | 'refused' | 'loggedOut'
+export type LogoutReason = 'expired' | 'refused' | 'disabled' | 'revoked' | 'loggedOut'
+
+/** Why the server refused a token, as the login page says it. */
+export function reasonOf(code: string): LogoutReason {
+  if (code === 'token_expired') return 'expired'
+  if (code === 'account_disabled') return 'disabled'
+  if (code === 'session_revoked') return 'revoked'
+  return 'refused'
+}
 
 const TOKEN_KEY = 'crm.token'
 const USER_KEY = 'crm.user'
@@ -41,6 +49,9 @@ export const useAuth = defineStore('auth', () => {
 
   const role = computed(() => user.value?.role ?? null)
   const signedIn = computed(() => !!token.value && !!user.value)
+  // A reset password must be replaced before anything else (the server
+  // refuses every other call with 403 password_change_required).
+  const mustChangePassword = computed(() => !!user.value?.must_change_password)
 
   function arm(value: string) {
     if (timer) clearTimeout(timer)
@@ -125,5 +136,13 @@ export const useAuth = defineStore('auth', () => {
     else localStorage.setItem(PENDING_LOCALE, locale)
   }
 
-  return { token, user, role, signedIn, notice, restore, login, refresh, logout, chooseLocale }
+  /** After a password change: the server's fresh token (the old ones are revoked). */
+  function renew(value: string, who: User) {
+    adopt(value, who)
+  }
+
+  return {
+    token, user, role, signedIn, mustChangePassword, notice, restore, login, refresh, logout, renew,
+    chooseLocale,
+  }
 })

@@ -57,7 +57,7 @@ export const useNotifications = defineStore('notifications', () => {
     replace(await call(api.POST('/api/notifications/{id}/read', { params: { path: { id } } })))
   }
 
-  function connect(onExpired: () => void) {
+  function connect(onExpired: () => void, onRevoked?: (code: string) => void) {
     disconnect()
     stream = new NotificationStream({
       url: (last) => {
@@ -67,6 +67,7 @@ export const useNotifications = defineStore('notifications', () => {
       },
       onNotification: arrived,
       onExpired,
+      onRevoked,
       onOpen: (again) => {
         connected.value = true
         // After a gap the replay brings the missed ones; the count is
