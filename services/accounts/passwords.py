@@ -6,9 +6,10 @@ leaked-password lists and simple patterns make easy to guess. The last is
 zxcvbn's estimate (its frequency lists come from leaked passwords and common
 words and names), told the username and the person's name as well.
 
-zxcvbn's matching grows faster than linearly with the input: it sees the
-first CHECKED_CHARACTERS only (a strong prefix makes a strong password), and
-the service runs it off the eventlet hub (see service._check_password).
+zxcvbn's matching grows faster than linearly with the input (and zxcvbn 4.5
+refuses more than 72 characters outright): it sees the first
+CHECKED_CHARACTERS only (a strong prefix makes a strong password), and the
+service runs it off the eventlet hub (see service._check_password).
 """
 
 from __future__ import annotations

@@ -56,6 +56,12 @@ def test_the_refusal_names_the_field_in_english():
     assert err.value.details["fields"] == {"new_password": "must be at least 10 characters"}
 
 
+def test_the_longest_password_allowed_is_checked():
+    longest = ("长城-深圳湾-" * 30)[:passwords.MAX_LENGTH]
+    assert len(longest) == 128
+    assert password_problem(longest, "lina", "李娜") is None
+
+
 def test_zxcvbn_sees_the_first_characters_only(monkeypatch):
     seen = []
 
