@@ -18,7 +18,7 @@ from tests.e2e.stack import Api, Stack
 
 def main(argv: list[str]) -> int:
     secret = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
-    password = "bench-admin-" + uuid.uuid4().hex[:8]
+    password = "压测-总部-" + uuid.uuid4().hex[:12]
     stack = Stack(secret, password, CRM_LOG_LEVEL="WARNING").start()
     try:
         from pymongo import MongoClient

@@ -72,7 +72,7 @@ def _users(ctx, n: int, phone: bool = False) -> list[str]:
     team = ctx.team("提醒压测团队")
     ids = []
     for i in range(n):
-        body = {"username": f"bsched_{uuid.uuid4().hex[:8]}", "password": "bench-pass-1",
+        body = {"username": f"bsched_{uuid.uuid4().hex[:8]}", "password": "压测-日程-" + uuid.uuid4().hex[:8],
                 "name": f"压测业务员{i}", "role": "rep", "team_id": team["id"]}
         if phone:
             body["phone"] = f"1380013{i:04d}"

@@ -183,7 +183,7 @@ class Context:
 
     def user(self, role: str, team_id: str | None, name: str = "压测用户") -> tuple[dict, str]:
         username = f"b{role}_{uuid.uuid4().hex[:8]}"
-        password = "bench-" + uuid.uuid4().hex[:8]
+        password = "压测-" + uuid.uuid4().hex[:12]
         r = self.api.post("/api/users", self.admin_token, json={
             "username": username, "password": password, "name": name, "role": role,
             "team_id": team_id})

@@ -29,7 +29,7 @@ def crm_base_config():
     base.update({
         "MONGO_DB_PREFIX": DB_PREFIX,
         "JWT_SECRET": TEST_SECRET,
-        "ADMIN_PASSWORD": "admin-pass-" + RUN_ID,
+        "ADMIN_PASSWORD": "总部-钥匙-" + RUN_ID,
         "LOGGING": None,
     })
     base.pop("LOGGING")

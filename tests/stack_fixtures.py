@@ -10,12 +10,14 @@ import pytest
 from tests.e2e.stack import Api, Stack
 
 E2E_SECRET = "e2e-secret-" + uuid.uuid4().hex + uuid.uuid4().hex
-ADMIN_PASSWORD = "管理员-pass-" + uuid.uuid4().hex[:6]
+ADMIN_PASSWORD = "管理员-口令-" + uuid.uuid4().hex[:12]
 
 
 @pytest.fixture(scope="session")
 def stack():
-    s = Stack(E2E_SECRET, ADMIN_PASSWORD).start()
+    # X-Forwarded-For from 127.0.0.1 is believed: a test plays clients at
+    # other addresses (tests/e2e/test_login_throttle.py)
+    s = Stack(E2E_SECRET, ADMIN_PASSWORD, CRM_TRUSTED_PROXIES="127.0.0.1").start()
     yield s
     s.stop()
 
@@ -47,7 +49,7 @@ def admin(api):
 def make_user(api, admin):
     def make(role, team_id, name, creator=None, phone=None):
         username = f"{role}_{uuid.uuid4().hex[:8]}"
-        password = "pw-" + uuid.uuid4().hex[:10]
+        password = "pw-" + uuid.uuid4().hex[:16]
         body = {"username": username, "password": password, "name": name, "role": role,
                 "team_id": team_id}
         if phone:

@@ -16,9 +16,12 @@ class UserList(BaseModel):
 
 class AccountsRoutes:
     @route("POST", "/api/auth/login", public=True, body=schemas.LoginIn,
-           response=schemas.LoginOut, summary="Sign in; returns a token and the user")
+           response=schemas.LoginOut,
+           summary="Sign in; returns a token and the user. Wrong passwords are throttled "
+                   "per username and address, per address and per username: 429 "
+                   "too_many_attempts with Retry-After")
     def login(self, call: Call, body):
-        return self.accounts.login(body.model_dump())
+        return self.accounts.login(body.model_dump(), call.address)
 
     @route("GET", "/api/users/me", response=schemas.User, summary="The signed-in user")
     def me(self, call: Call):
@@ -43,6 +46,12 @@ class AccountsRoutes:
            summary="Users: a manager sees his team, an admin all")
     def list_users(self, call: Call, query):
         return self.accounts.list_users(call.actor, query.page, query.page_size)
+
+    @route("POST", "/api/users/{id}/unlock", roles=("admin", "manager"), response=schemas.User,
+           summary="Lift the login throttle on a user: every wrong-password lock of his "
+                   "username, from every address (an admin anyone; a manager reps of his team)")
+    def unlock_user(self, call: Call, id):
+        return self.accounts.unlock_user(call.actor, id)
 
     @route("GET", "/api/settings/me", response=schemas.Settings,
            summary="The signed-in user's settings (escalation, birthday lead, time zone)")

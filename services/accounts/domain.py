@@ -1,13 +1,10 @@
-"""Accounts rules as plain functions: who may create or see whom, login throttling."""
+"""Accounts rules as plain functions: who may create, see or unlock whom
+(login throttling: throttle.py; the password policy: passwords.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from services.common.errors import Forbidden, Invalid
 from services.common.principal import Principal
-
-MAX_LOCK_SECONDS = 15 * 60
 
 
 def check_may_create_user(actor: Principal, role: str, team_id: str | None) -> None:
@@ -34,26 +31,14 @@ def user_list_scope(actor: Principal) -> dict:
     raise Forbidden("forbidden", "only managers and admins list users")
 
 
-
-
-def lock_seconds(consecutive_failures: int, free_failures: int) -> int:
-    """After `free_failures` wrong passwords in a row, each further one locks
-    the user out for twice as long as the last (1 s, 2 s, 4 s ... 15 min)."""
-    over = consecutive_failures - free_failures
-    if over <= 0:
-        return 0
-    return min(2 ** (over - 1), MAX_LOCK_SECONDS)
-
-
-def locked_for(locked_until: datetime | None, now: datetime) -> float:
-    if locked_until is None or locked_until <= now:
-        return 0.0
-    return (locked_until - now).total_seconds()
-
-
-def next_lock(consecutive_failures: int, free_failures: int, now: datetime) -> datetime | None:
-    seconds = lock_seconds(consecutive_failures, free_failures)
-    return now + timedelta(seconds=seconds) if seconds else None
+def check_may_unlock(actor: Principal, user: dict) -> None:
+    """An admin unlocks anyone; a manager the reps of his own team."""
+    if actor.role == "admin":
+        return
+    if actor.role == "manager" and user.get("role") == "rep" and user.get("team_id") \
+            and user.get("team_id") == actor.team_id:
+        return
+    raise Forbidden("forbidden", "an admin unlocks anyone, a manager the reps of his team")
 
 
 # ------------------------------------------------------------ staff lifecycle

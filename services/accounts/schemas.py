@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from services.accounts import passwords
 from services.common.escalation import DEFAULT_ESCALATE_AFTER_MINUTES
 from services.common.reminders import DEFAULT_BIRTHDAY_LEAD_DAYS
 from services.common.schemas import DEFAULT_TIMEZONE, Id, Name, Phone, Strict, Timezone
@@ -15,7 +16,11 @@ Username = Annotated[
     str,
     StringConstraints(min_length=2, max_length=40, pattern=r"^[\w.@-]+$", to_lower=True),
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256, strip_whitespace=False)]
+# The length bounds of the password policy (passwords.py, which also refuses
+# easy passwords), here too so that the API document shows them.
+Password = Annotated[str, StringConstraints(min_length=passwords.MIN_LENGTH,
+                                            max_length=passwords.MAX_LENGTH,
+                                            strip_whitespace=False)]
 
 
 class LoginIn(Strict):

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from eventlet import tpool
 
-from services.accounts import domain, schemas, storage
+from services.accounts import domain, passwords, schemas, storage, throttle
 from services.common import config
 from services.common.auth import (
     DUMMY_HASH,
@@ -31,23 +31,41 @@ from services.common.events import event
 from services.common.mongo import Mongo
 from services.common.principal import require_admin
 from services.common.service import ServiceBase, rpc
+from services.common.timers import ConfigTimer
 from services.common.validation import parse
 
 log = logging.getLogger(__name__)
 
 
+ADMIN = {"username": "admin", "name": "管理员"}
+
+
+def check_admin_password(password: str) -> None:
+    """A CRM_ADMIN_PASSWORD that the password policy refuses stops the
+    service: the bootstrap admin would hold every right with it. (A generated
+    one is strong anyway.)"""
+    if not password:
+        return
+    problem = passwords.password_problem(password, ADMIN["username"], ADMIN["name"])
+    if problem:
+        log.critical("accounts refuses to start: CRM_ADMIN_PASSWORD %s; set a stronger one "
+                     "(or unset it to have one generated)", problem)
+        raise RuntimeError(f"CRM_ADMIN_PASSWORD {problem}")
+
+
 def _bootstrap_admin(db) -> None:
     """The first start of an empty system creates `admin`."""
+    password = config.get("ADMIN_PASSWORD") or ""
+    check_admin_password(password)
     if storage.count_users(db):
         return
-    password = config.get("ADMIN_PASSWORD") or ""
     generated = not password
     if generated:
         password = secrets.token_urlsafe(12)
     try:
         storage.insert_user(
             db,
-            {"username": "admin", "name": "管理员", "role": "admin", "team_id": None,
+            {**ADMIN, "role": "admin", "team_id": None,
              "phone": None, "timezone": "Asia/Shanghai"},
             hash_password(password),
             clock_now(),
@@ -77,7 +95,55 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def _too_many(wait: float) -> TooManyRequests:
     return TooManyRequests("too_many_attempts", "too many wrong passwords; try again later",
-                           {"retry_after_seconds": int(wait) + 1})
+                           {"retry_after_seconds": throttle.retry_after(wait)})
+
+
+def _throttle_policy() -> throttle.Policy:
+    return throttle.Policy.from_settings(config.setting)
+
+
+def _count_attempt(db, typed_username: str, address: str, usual_addresses, policy, now) -> dict:
+    """Count a login attempt on the throttle counters it meets, before its
+    password is looked at; TooManyRequests if a lock refuses it. Returns the
+    counters' keys by scope.
+
+    Nothing here depends on whether the user exists (an unknown username has
+    no usual addresses, as a known one at a new address): an unknown username
+    meets the same counters and gets the same answers. The attempt counts as
+    a failure before the (slow) password check, and one beyond the free ones
+    must take the lock it would earn first: so guesses sent in parallel get
+    no more tries than guesses in a row."""
+    usual = throttle.is_usual(usual_addresses, address, now, policy)
+    username = throttle.normalize_username(typed_username)
+    keys = {s: throttle.counter_key(s, username, address) for s in throttle.scopes_for(usual)}
+    wait = throttle.refusal(storage.throttle_counters(db, list(keys.values())), now)
+    if wait > 0:
+        raise _too_many(wait)
+    for scope, key in keys.items():
+        limit = policy.limit(scope)
+        failures = storage.count_failure(db, key, throttle.counter_fields(scope, username, address),
+                                         now, limit.forget_after)
+        lock = throttle.next_lock(failures, limit.free, policy.max_lock_seconds, now)
+        if lock is not None and not storage.take_lock(db, key, now, lock, limit.forget_after):
+            raise _too_many(throttle.refusal([storage.throttle_counter(db, key)], now))
+    return keys
+
+
+def _forgive_attempt(db, keys: dict) -> None:
+    """The password was right: the user's counter at this address starts
+    again, and the others take back the failure counted in advance."""
+    for scope, key in keys.items():
+        if scope == throttle.PAIR:
+            storage.reset_counter(db, key)
+        else:
+            storage.uncount_failure(db, key)
+
+
+def _check_password(password: str, username: str, name: str) -> None:
+    """The password policy (services/accounts/passwords.py); Invalid (422,
+    fields.password) if the password is not acceptable. zxcvbn is CPU-bound:
+    off the eventlet hub, like a hash."""
+    tpool.execute(passwords.check_password, password, username, name)
 
 
 class AccountsService(ServiceBase):
@@ -92,33 +158,30 @@ class AccountsService(ServiceBase):
         return value
 
     @rpc
-    def login(self, body):
+    def login(self, body, address=None):
+        """`address`: the client's, as the gateway saw it (gateway/addresses.py);
+        callers that do not know it are all one address, "unknown"."""
         data = parse(schemas.LoginIn, body)
+        address = str(address or throttle.UNKNOWN_ADDRESS)
         now = self.clock.now()
+        policy = _throttle_policy()
         user = storage.find_user_by_username(self.db, data.username)
+        keys = _count_attempt(self.db, data.username, address,
+                              (user or {}).get("usual_addresses"), policy, now)
         if user is None:
             _verify(DUMMY_HASH, data.password)
             raise Unauthenticated("invalid_credentials", "wrong username or password")
-        wait = domain.locked_for(user.get("locked_until"), now)
-        if wait > 0:
-            raise _too_many(wait)
-        # The attempt counts as a failure before the (slow) password check, and
-        # one beyond the free ones must take the lock it would earn first: so
-        # guesses sent in parallel get no more tries than guesses in a row.
-        attempt = storage.record_failure(self.db, user["_id"])
-        free = int(config.get("LOGIN_FREE_FAILURES", 5))
-        lock = domain.next_lock(attempt, free, now)
-        if lock is not None and not storage.take_lock(self.db, user["_id"], now, lock):
-            running = storage.find_user(self.db, user["_id"]) or {}
-            raise _too_many(domain.locked_for(running.get("locked_until"), now))
         if not _verify(user["password_hash"], data.password):
             raise Unauthenticated("invalid_credentials", "wrong username or password")
         if user.get("active", True) is False:
             # Said only to whoever knows the password: no one learns from it
             # which usernames exist.
             raise Unauthenticated("account_disabled", "this account is disabled")
+        _forgive_attempt(self.db, keys)
         new_hash = _hash(data.password) if needs_rehash(user["password_hash"]) else None
-        storage.record_success(self.db, user["_id"], new_hash)
+        storage.record_success(
+            self.db, user["_id"],
+            throttle.remember(user.get("usual_addresses"), address, now, policy), new_hash)
         return self._signed_in(user, now)
 
     def _signed_in(self, doc: dict, now) -> dict:
@@ -127,6 +190,24 @@ class AccountsService(ServiceBase):
         token = issue_token({**public, "generation": doc.get("generation", 0)},
                             self.token_secret, now, ttl)
         return {"token": token, "user": public}
+
+    @rpc
+    def unlock_user(self, actor, user_id):
+        """Forget every login throttle counter of this user's username (his
+        pairs with every address, and his own): he may log in at once."""
+        actor = Principal.of(actor)
+        doc = storage.find_user(self.db, user_id)
+        if doc is None:
+            raise NotFound("not_found", "user not found")
+        domain.check_may_unlock(actor, doc)
+        storage.clear_username(self.db, throttle.normalize_username(doc["username"]))
+        return storage.public_user(doc)
+
+    @ConfigTimer.decorator("LOGIN_FORGET_CHECK_SECONDS", 600.0)
+    def forget_throttle_counters(self):
+        """Counters past their expiry are zero anyway; this keeps the
+        collection from growing with every address that ever guessed."""
+        storage.forget_counters(self.db, self.clock.now())
 
     @rpc
     def create_team(self, actor, body):
@@ -150,6 +231,7 @@ class AccountsService(ServiceBase):
         domain.check_may_create_user(actor, data.role, team_id)
         if team_id is not None and storage.find_team(self.db, team_id) is None:
             raise Invalid.fields({"team_id": "no such team"})
+        _check_password(data.password, data.username, data.name)
         fields = data.model_dump(exclude={"password"})
         fields["team_id"] = team_id
         try:
@@ -304,6 +386,6 @@ class AccountsService(ServiceBase):
 
 
 def _check_policy(password: str, user: dict) -> None:
-    from services.accounts.passwords import check_password
-
-    tpool.execute(check_password, password, user["username"], user.get("name") or "")
+    """The policy for a new password of `user` (422 fields.new_password)."""
+    tpool.execute(passwords.check_password, password, user["username"], user.get("name") or "",
+                  "new_password")

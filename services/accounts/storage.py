@@ -1,8 +1,8 @@
-"""The accounts database: users and teams."""
+"""The accounts database: users, teams, login throttle counters."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
@@ -22,6 +22,8 @@ def ensure_indexes(db: Database) -> None:
     db.users.create_index([("team_id", ASCENDING)], name="team")
     db.users.create_index([("role", ASCENDING)], name="role")
     db.user_audit.create_index([("user_id", ASCENDING), ("at", ASCENDING)], name="user_at")
+    db.login_throttle.create_index([("username", ASCENDING)], name="username")
+    db.login_throttle.create_index([("expires_at", ASCENDING)], name="expires")
 
 
 def public_user(doc: dict) -> dict:
@@ -110,29 +112,85 @@ def team_managers(db: Database, team_ids: list[str]) -> list[dict]:
                 .sort("_id", ASCENDING))
 
 
-def record_failure(db: Database, user_id: str) -> int:
-    doc = db.users.find_one_and_update(
-        {"_id": user_id},
-        {"$inc": {"failed_logins": 1}},
-        return_document=ReturnDocument.AFTER,
-    )
-    return doc["failed_logins"] if doc else 0
-
-
-def take_lock(db: Database, user_id: str, now: datetime, until: datetime) -> bool:
-    """Lock the user until `until` unless a lock is running: True for the one
-    attempt that set it (and so may try its password), False for the others."""
-    return db.users.find_one_and_update(
-        {"_id": user_id, "$or": [{"locked_until": None}, {"locked_until": {"$lte": now}}]},
-        {"$set": {"locked_until": until}},
-    ) is not None
-
-
-def record_success(db: Database, user_id: str, new_hash: str | None = None) -> None:
-    update = {"failed_logins": 0, "locked_until": None}
+def record_success(db: Database, user_id: str, usual_addresses: list[dict],
+                   new_hash: str | None = None) -> None:
+    update: dict = {"usual_addresses": usual_addresses}
     if new_hash:
         update["password_hash"] = new_hash
     db.users.update_one({"_id": user_id}, {"$set": update})
+
+
+# ------------------------------------------------------------ login throttle
+# One document per counter (services/accounts/throttle.py): _id the counter's
+# key, failures, locked_until, expires_at (when it is forgotten), and the
+# username and address it counts for.
+
+
+def throttle_counters(db: Database, keys: list[str]) -> list[dict]:
+    return list(db.login_throttle.find({"_id": {"$in": keys}}))
+
+
+def throttle_counter(db: Database, key: str) -> dict | None:
+    return db.login_throttle.find_one({"_id": key})
+
+
+def count_failure(db: Database, key: str, fields: dict, now: datetime,
+                  forget_after: float) -> int:
+    """Add a failure to the counter `key` and return its count, atomically:
+    parallel attempts each get their own number. A counter past its
+    expires_at starts again from 1."""
+    expires = now + timedelta(seconds=forget_after)
+    for _ in range(5):
+        doc = db.login_throttle.find_one_and_update(
+            {"_id": key, "expires_at": {"$gt": now}},
+            {"$inc": {"failures": 1}, "$max": {"expires_at": expires}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return doc["failures"]
+        try:
+            # none, or forgotten: start it again (a parallel attempt that got
+            # here first makes this upsert a duplicate: count on it instead)
+            doc = db.login_throttle.find_one_and_update(
+                {"_id": key, "expires_at": {"$lte": now}},
+                {"$set": {**fields, "failures": 1, "locked_until": None,
+                          "expires_at": expires}},
+                upsert=True, return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            continue
+        return doc["failures"]
+    raise RuntimeError(f"login throttle counter {key} keeps changing")
+
+
+def take_lock(db: Database, key: str, now: datetime, until: datetime,
+              forget_after: float) -> bool:
+    """Lock the counter until `until` unless a lock is running: True for the
+    one attempt that set it (and so may try its password), False for the
+    others."""
+    return db.login_throttle.find_one_and_update(
+        {"_id": key, "$or": [{"locked_until": None}, {"locked_until": {"$lte": now}}]},
+        {"$set": {"locked_until": until},
+         "$max": {"expires_at": until + timedelta(seconds=forget_after)}},
+    ) is not None
+
+
+def reset_counter(db: Database, key: str) -> None:
+    db.login_throttle.delete_one({"_id": key})
+
+
+def uncount_failure(db: Database, key: str) -> None:
+    """Take back the failure an attempt counted before its password proved right."""
+    db.login_throttle.update_one({"_id": key, "failures": {"$gt": 0}}, {"$inc": {"failures": -1}})
+
+
+def clear_username(db: Database, username: str) -> int:
+    """Forget every counter of this username (its pairs and its own): an unlock."""
+    return db.login_throttle.delete_many({"username": username}).deleted_count
+
+
+def forget_counters(db: Database, now: datetime) -> int:
+    return db.login_throttle.delete_many({"expires_at": {"$lte": now}}).deleted_count
 
 
 def insert_team(db: Database, name: str, now: datetime) -> dict:

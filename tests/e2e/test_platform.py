@@ -105,7 +105,7 @@ def test_pagination(api, admin):
 
 
 def test_username_taken(api, admin, rep):
-    body = {"username": rep.username.upper(), "password": "whatever-1", "name": "重名",
+    body = {"username": rep.username.upper(), "password": "重名-口令-9Qz3w", "name": "重名",
             "role": "rep", "team_id": rep.team_id}
     assert_error(api.post("/api/users", admin.token, json=body), 409, "username_taken")
 
@@ -116,7 +116,7 @@ def test_422_names_each_field(api, admin, team):
         "team_id": team["id"], "phone": "12", "timezone": "Mars/Base"})
     body = assert_error(r, 422, "invalid_fields")
     assert set(body["fields"]) == {"password", "name", "role", "phone", "timezone"}
-    assert "at least 8" in body["fields"]["password"]
+    assert "at least 10" in body["fields"]["password"]
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer nonsense", "Basic YWRtaW46eA==",

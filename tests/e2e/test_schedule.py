@@ -21,7 +21,7 @@ from tests.e2e.test_platform import assert_error
 from tests.waiting import wait_for
 
 SECRET = "e2e-schedule-" + uuid.uuid4().hex + uuid.uuid4().hex
-ADMIN_PASSWORD = "管理员-sched-" + uuid.uuid4().hex[:6]
+ADMIN_PASSWORD = "管理员-sched-" + uuid.uuid4().hex[:12]
 
 
 class SmsGateway(ThreadingHTTPServer):
@@ -88,7 +88,7 @@ class People:
 
     def make(self, role, name, phone=None, team=None):
         username = f"{role}_{uuid.uuid4().hex[:8]}"
-        body = {"username": username, "password": "pw-" + uuid.uuid4().hex[:10], "name": name,
+        body = {"username": username, "password": "pw-" + uuid.uuid4().hex[:16], "name": name,
                 "role": role, "team_id": team or self.team}
         if phone:
             body["phone"] = phone

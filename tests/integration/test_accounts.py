@@ -36,22 +36,22 @@ def test_users_teams_and_roles(accounts):
     team = accounts.create_team(ADMIN, {"name": "华南销售一部"})
     assert team["name"] == "华南销售一部"
     manager = accounts.create_user(ADMIN, {
-        "username": "wangfang", "password": "manager-pass", "name": "王芳",
+        "username": "wangfang", "password": "华南-经理-7Kq2", "name": "王芳",
         "role": "manager", "team_id": team["id"], "phone": "+86 139 0000 1111"})
     assert manager["phone"] == "+8613900001111"
     mgr = {**manager, "role": "manager"}
     rep = accounts.create_user(mgr, {
-        "username": "zhaolei", "password": "rep-pass-1", "name": "赵磊", "role": "rep"})
+        "username": "zhaolei", "password": "赵磊的-口令-3Vn8", "name": "赵磊", "role": "rep"})
     assert rep["team_id"] == team["id"]  # a manager's rep joins his team
     with pytest.raises(Forbidden):
-        accounts.create_user(mgr, {"username": "boss2", "password": "x" * 10, "name": "老板",
+        accounts.create_user(mgr, {"username": "boss2", "password": "老板-口令-5Ty6u", "name": "老板",
                                    "role": "manager", "team_id": team["id"]})
     with pytest.raises(Conflict) as err:
-        accounts.create_user(ADMIN, {"username": "ZhaoLei", "password": "another-1",
+        accounts.create_user(ADMIN, {"username": "ZhaoLei", "password": "赵磊二-口令-8Hw4",
                                      "name": "赵磊二", "role": "rep", "team_id": team["id"]})
     assert err.value.code == "username_taken"
     with pytest.raises(Invalid) as err:
-        accounts.create_user(ADMIN, {"username": "ghost", "password": "ghost-pass",
+        accounts.create_user(ADMIN, {"username": "ghost", "password": "鬼-口令-2Jx9r",
                                      "name": "鬼", "role": "rep", "team_id": "nosuchteam"})
     assert err.value.details["fields"] == {"team_id": "no such team"}
     listed = accounts.list_users(mgr)
@@ -133,7 +133,7 @@ def test_user_created_event_reaches_a_subscriber(accounts, container_factory, se
     sub.start()
     team = accounts.create_team(ADMIN, {"name": "华东销售部"})
     with entrypoint_waiter(sub, "on_user_created", timeout=10) as result:
-        user = accounts.create_user(ADMIN, {"username": "liuyang", "password": "rep-pass-2",
+        user = accounts.create_user(ADMIN, {"username": "liuyang", "password": "刘洋-口令-6Bm1e",
                                             "name": "刘洋", "role": "rep", "team_id": team["id"]})
     payload = result.get()
     payload = Subscriber.received[-1]

@@ -95,7 +95,7 @@ def people(rpc):
     north = accounts.create_team(admin, {"name": "华北销售二部"})
 
     def user(username, name, role, team):
-        u = accounts.create_user(admin, {"username": username, "password": "pass-" + username,
+        u = accounts.create_user(admin, {"username": username, "password": "口令-" + username[::-1] + "-7f3Q",
                                          "name": name, "role": role, "team_id": team["id"]})
         return {k: u[k] for k in ("id", "role", "team_id", "name", "username")}
 

@@ -44,7 +44,7 @@ def people(rpc):
     south = accounts.create_team(ADMIN, {"name": "华南销售一部"})
 
     def user(username, name, role):
-        u = accounts.create_user(ADMIN, {"username": username, "password": "pass-" + username,
+        u = accounts.create_user(ADMIN, {"username": username, "password": "口令-" + username[::-1] + "-7f3Q",
                                          "name": name, "role": role, "team_id": south["id"]})
         return {k: u[k] for k in ("id", "role", "team_id", "name", "username")}
 

@@ -61,7 +61,7 @@ def rpc(services):
 def make_user(accounts, name, timezone="Asia/Shanghai", role="rep", team_id=None, phone=None):
     if team_id is None:
         team_id = accounts.create_team(ADMIN, {"name": f"{name}的团队"})["id"]
-    body = {"username": f"u{time.monotonic_ns()}", "password": "secret-pass-1", "name": name,
+    body = {"username": f"u{time.monotonic_ns()}", "password": "日程-提醒-9xQ2v", "name": name,
             "role": role, "team_id": team_id, "timezone": timezone}
     if phone:
         body["phone"] = phone

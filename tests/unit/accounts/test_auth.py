@@ -112,13 +112,18 @@ def test_list_scope_per_role():
 
 
 
-def test_login_throttle_doubles_after_free_failures():
-    assert [domain.lock_seconds(n, 5) for n in range(1, 10)] == [0, 0, 0, 0, 0, 1, 2, 4, 8]
-    assert domain.lock_seconds(100, 5) == domain.MAX_LOCK_SECONDS
-    assert domain.next_lock(3, 5, NOW) is None
-    assert domain.next_lock(8, 5, NOW) == NOW + timedelta(seconds=4)
-    assert domain.locked_for(NOW + timedelta(seconds=3), NOW) == 3
-    assert domain.locked_for(NOW - timedelta(seconds=3), NOW) == 0
+def test_unlock_admin_anyone_manager_his_reps():
+    rep = {"_id": "u1", "role": "rep", "team_id": "t1"}
+    domain.check_may_unlock(ADMIN, rep)
+    domain.check_may_unlock(ADMIN, {"_id": "a2", "role": "admin", "team_id": None})
+    domain.check_may_unlock(MANAGER, rep)
+    for target in ({"_id": "u2", "role": "rep", "team_id": "t2"},
+                   {"_id": "m2", "role": "manager", "team_id": "t1"},
+                   {"_id": "u3", "role": "rep", "team_id": None}):
+        with pytest.raises(Forbidden):
+            domain.check_may_unlock(MANAGER, target)
+    with pytest.raises(Forbidden):
+        domain.check_may_unlock(REP, rep)
 
 
 def test_short_secret_is_refused():

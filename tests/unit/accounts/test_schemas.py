@@ -4,7 +4,7 @@ from services.accounts.schemas import UserIn
 from services.common.errors import BadRequest, Invalid
 from services.common.validation import parse
 
-GOOD = {"username": "LiNa", "password": "secret-pass", "name": "李娜", "role": "rep",
+GOOD = {"username": "LiNa", "password": "销售-口令-4kPz8", "name": "李娜", "role": "rep",
         "team_id": "t1", "phone": "138 0013 8000"}
 
 
@@ -18,7 +18,8 @@ def test_user_is_normalized():
 
 @pytest.mark.parametrize("field,value,why", [
     ("role", "boss", "Input should be"),
-    ("password", "short", "at least 8"),
+    ("password", "short", "at least 10"),
+    ("password", "长" * 129, "at most 128"),
     ("phone", "12345", "phone"),
     ("timezone", "Mars/Olympus", "unknown time zone"),
     ("name", "", "at least 1"),

@@ -30,6 +30,7 @@ const en: Shape<typeof zhCN> = {
     submit: 'Sign in',
     wrong: 'Wrong username or password',
     tooMany: 'Too many attempts; try again in {seconds} s',
+    tooManyMinutes: 'Too many attempts; try again in {minutes} min',
     expired: 'Your session has expired; please sign in again',
     refused: 'Your session is no longer valid; please sign in again',
     disabled: 'Your account is disabled; ask your manager or an admin',
@@ -652,6 +653,8 @@ const en: Shape<typeof zhCN> = {
     labelTwice: 'the name “{label}” is also row {row}',
     claimantOrOwner: 'Only the claimant or the owner can win',
     choose: 'Please choose',
+    hasUsername: 'The password must not contain the username',
+    tooEasy: 'Too easy to guess (a common or leaked password, or a simple pattern): choose a longer, less common one',
   },
 }
 

@@ -12,7 +12,10 @@ const has = (key: string) => i18n.global.te(key, 'zh-CN')
 export function errorText(error: unknown): string {
   if (!(error instanceof ApiError)) return t('errors.internal_error')
   if (error.code === 'too_many_attempts' && error.body.retry_after_seconds) {
-    return t('login.tooMany', { seconds: error.body.retry_after_seconds })
+    const seconds = Number(error.body.retry_after_seconds)
+    return seconds >= 120
+      ? t('login.tooManyMinutes', { minutes: Math.ceil(seconds / 60) })
+      : t('login.tooMany', { seconds })
   }
   if (has(`errors.${error.code}`)) return t(`errors.${error.code}`)
   if (error.code.startsWith('http_')) {
@@ -55,6 +58,8 @@ const REASONS: [RegExp, string, (m: RegExpMatchArray) => Record<string, unknown>
   [/stage (\d+) is defined twice \(also item (\d+)\)/i, 'stageTwice', (m) => ({ n: m[1], row: Number(m[2]) + 1 })],
   [/label (.+) is used twice \(also item (\d+)\)/i, 'labelTwice', (m) => ({ label: m[1], row: Number(m[2]) + 1 })],
   [/^Input should be '|must be one of |names the rep who takes over/i, 'choose', () => ({})],
+  [/must not contain the username/i, 'hasUsername', () => ({})],
+  [/is too easy to guess/i, 'tooEasy', () => ({})],
 ]
 
 /** One field's reason in the user's language; the server's text if unknown. */

@@ -52,4 +52,21 @@ describe('server errors in the user language', () => {
     })
     expect(fieldText('a reason nobody catalogued')).toBe('a reason nobody catalogued')
   })
+
+  it('says why a password is refused', () => {
+    const error = new ApiError(422, 'invalid_fields', 'the password is not acceptable', {
+      password: 'is too easy to guess (a common or leaked password, or a simple pattern): This is a top-100 common password.',
+    })
+    expect(fieldErrors(error).password).toMatch(/^密码太容易被猜到/)
+    expect(fieldText('must not contain the username')).toBe('密码不能包含登录名')
+    expect(fieldText('must be at least 10 characters')).toBe('至少 10 个字')
+  })
+
+  it('tells how long to wait after too many attempts, in minutes when long', () => {
+    const wait = (s: number) => new ApiError(429, 'too_many_attempts', 'x', {}, { retry_after_seconds: s })
+    expect(errorText(wait(8))).toBe('尝试次数过多，请 8 秒后再试')
+    expect(errorText(wait(900))).toBe('尝试次数过多，请 15 分钟后再试')
+    setLocale('en')
+    expect(errorText(wait(130))).toBe('Too many attempts; try again in 3 min')
+  })
 })

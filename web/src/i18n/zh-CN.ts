@@ -28,6 +28,7 @@ export default {
     submit: '登录', // UI.md
     wrong: '用户名或密码错误', // UI.md
     tooMany: '尝试次数过多，请 {seconds} 秒后再试',
+    tooManyMinutes: '尝试次数过多，请 {minutes} 分钟后再试',
     expired: '登录已过期，请重新登录',
     refused: '登录状态已失效，请重新登录',
     disabled: '您的账号已停用，请联系经理或管理员',
@@ -650,5 +651,7 @@ export default {
     labelTwice: '名称“{label}”与第 {row} 行重复',
     claimantOrOwner: '只能判给申诉方或负责方',
     choose: '请选择',
+    hasUsername: '密码不能包含登录名',
+    tooEasy: '密码太容易被猜到（常见密码、泄露过的密码或简单规律），请换一个更长、更少见的',
   },
 }
