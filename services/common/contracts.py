@@ -220,6 +220,9 @@ class ReminderDue(Event):
     escalate_after_minutes: float | None = None
     escalation_of: OptId = None
     contact_name: str | None = None
+    owner_version: int | None = Field(
+        None, description="the customer's version at which user_id owned it: the reminder is "
+                          "the owner's (it follows the customer); null: a personal one")
 
 
 # -------------------------------------------------------------------- notify

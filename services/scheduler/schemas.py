@@ -130,6 +130,9 @@ class Reminder(BaseModel):
     escalate_after_minutes: float | None = Field(
         description="null: the user's setting (escalate_after_minutes in /api/settings/me)")
     status: Status
+    cancel_reason: str | None = Field(
+        None, description="why the system cancelled it: customer_pooled (its customer went "
+                          "to the public pool)")
     contact_name: str | None = None
     note: str | None = None
     fired_at: str | None = None
