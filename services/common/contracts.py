@@ -252,7 +252,7 @@ SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("customers", "AlarmResolved"): ("knowledge", "notify"),
     ("customers", "DisputeFiled"): ("notify",),
     ("customers", "AmendmentRequested"): ("notify",),
-    ("customers", "CustomerAbandoned"): ("scheduler", "forecast"),
+    ("customers", "CustomerAbandoned"): ("scheduler", "forecast", "notify"),
     ("knowledge", "AnswerPosted"): ("notify",),
     ("knowledge", "AnswerAccepted"): ("notify",),
     ("scheduler", "ReminderDue"): ("notify",),

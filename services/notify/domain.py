@@ -44,6 +44,10 @@ def _doc(key, user_id, kind, title, body, ref, now) -> dict:
 # reminders
 
 
+#: Reminder kinds that are always the customer's owner's.
+OWNERS_KINDS = ("revisit", "birthday", "anniversary")
+
+
 def reminder_key(reminder_id: str) -> str:
     return f"reminder:{reminder_id}"
 
@@ -52,12 +56,51 @@ def reminder_notification(p: dict, now: datetime) -> dict:
     body = p.get("content") or ""
     if p.get("contact_name") and p["kind"] == "revisit" and p["contact_name"] not in body:
         body = f"联系人：{p['contact_name']}" + (f"\n{body}" if body else "")
-    return _doc(reminder_key(p["reminder_id"]), p["user_id"], p["kind"], p["title"], body, {
+    doc = _doc(reminder_key(p["reminder_id"]), p["user_id"], p["kind"], p["title"], body, {
         "reminder_id": p["reminder_id"],
         "customer_id": p.get("customer_id"),
         "due_at": p.get("due_at"),
         "late": bool(p.get("late")),
     }, now)
+    doc["owner_version"] = owner_version(p)
+    return doc
+
+
+def owner_version(p: dict) -> int | None:
+    """The customer's version at which the reminder's user owned the
+    customer (the reminder is the owner's, not a personal one), or None.
+    A revisit or birthday greeting fired before reminders carried it is its
+    owner's all the same."""
+    if not p.get("customer_id"):
+        return None
+    if p.get("owner_version") is not None:
+        return int(p["owner_version"])
+    return 0 if p.get("kind") in OWNERS_KINDS else None
+
+
+# --------------------------------------------------------------------------
+# customers changing hands
+
+
+def owner_of_event(event_type: str, p: dict) -> tuple[str | None, int]:
+    """(the customer's owner after the change, None for the public pool; its version)."""
+    if event_type == "CustomerAbandoned":
+        return None, int(p["version"])
+    return p.get("new_owner_id"), int(p["version"])
+
+
+def sms_withheld(notification: dict, owner: dict | None) -> str | None:
+    """Why the SMS of an owner's reminder must not go out (None: it may):
+    the customer it is about has changed hands since the reminder was its
+    user's (`owner`: the customer's owner as last heard of, `{owner_id,
+    version}`). A personal reminder, and one whose user owns the customer
+    again, are left alone."""
+    made_at = notification.get("owner_version")
+    if made_at is None or owner is None or int(owner["version"]) <= made_at:
+        return None
+    if owner.get("owner_id") == notification["user_id"]:
+        return None
+    return CHANGED_HANDS
 
 
 def escalation_minutes(p: dict, settings: dict | None) -> float:
@@ -122,9 +165,13 @@ def after_attempt(delivery: dict, attempt: Attempt, max_attempts: int, base_dela
             "next_attempt_at": attempt.at + timedelta(seconds=delay)}
 
 
-def stopped(delivery: dict, now: datetime) -> dict:
+ACKNOWLEDGED_IN_TIME = "acknowledged before the SMS went out"
+CHANGED_HANDS = "the customer changed hands: no SMS to its former owner"
+
+
+def stopped(delivery: dict, now: datetime, why: str = ACKNOWLEDGED_IN_TIME) -> dict:
     return {**delivery, "status": CANCELLED, "next_attempt_at": None, "updated_at": now,
-            "error": "acknowledged before the SMS went out"}
+            "error": why}
 
 
 # --------------------------------------------------------------------------

@@ -110,3 +110,46 @@ def test_events_reach_the_right_people_once_each():
                                 NOW) == []  # answering oneself notifies nobody
     assert domain.answer_posted({"answer_id": "x", "asker_id": "rep1", "author_id": "m1",
                                  "title": "压价怎么办"}, NOW)[0]["user_id"] == "rep1"
+
+
+# --------------------------------------------------------------------------
+# customers changing hands
+
+
+def test_an_owners_reminder_loses_its_sms_once_the_customer_changed_hands():
+    doc = {**domain.reminder_notification(due(owner_version=3), NOW), "_id": "n1"}
+    assert doc["owner_version"] == 3
+    assert domain.sms_withheld(doc, None) is None  # no change heard of
+    assert domain.sms_withheld(doc, {"owner_id": "rep1", "version": 3}) is None
+    assert domain.sms_withheld(doc, {"owner_id": "rep2", "version": 2}) is None  # older news
+    assert domain.sms_withheld(doc, {"owner_id": "rep2", "version": 4}) == domain.CHANGED_HANDS
+    assert domain.sms_withheld(doc, {"owner_id": None, "version": 4}) == domain.CHANGED_HANDS
+    # handed back to him: his again
+    assert domain.sms_withheld(doc, {"owner_id": "rep1", "version": 6}) is None
+    stopped = domain.stopped(domain.new_delivery(doc, "+8613812345678", "t", NOW), NOW,
+                             domain.CHANGED_HANDS)
+    assert stopped["status"] == "cancelled" and stopped["next_attempt_at"] is None
+    assert domain.sms_view(doc, stopped)["error"] == domain.CHANGED_HANDS
+
+
+def test_a_personal_reminder_keeps_its_sms_whoever_owns_the_customer():
+    manager_note = domain.reminder_notification(
+        due(kind="event", user_id="mgr", title="跟进华强的合同", contact_name=None), NOW)
+    assert manager_note["owner_version"] is None
+    assert domain.sms_withheld(manager_note, {"owner_id": "rep2", "version": 9}) is None
+    # fired before reminders said whose they were: a revisit is its owner's
+    legacy = domain.reminder_notification(due(), NOW)
+    assert legacy["owner_version"] == 0
+    assert domain.sms_withheld(legacy, {"owner_id": "rep2", "version": 1}) == domain.CHANGED_HANDS
+    assert domain.reminder_notification(due(customer_id=None), NOW)["owner_version"] is None
+    greeting = domain.reminder_notification(due(kind="birthday", contact_name=None), NOW)
+    assert domain.sms_withheld(greeting, {"owner_id": "rep2", "version": 1}) == (
+        domain.CHANGED_HANDS)
+
+
+def test_the_owner_after_each_kind_of_change():
+    assert domain.owner_of_event("OwnerChanged", {"new_owner_id": "rep2", "version": 4}) == (
+        "rep2", 4)
+    assert domain.owner_of_event("OwnerChanged", {"new_owner_id": None, "version": 5}) == (None, 5)
+    assert domain.owner_of_event("CustomerAbandoned", {"owner_id": "rep1", "version": 6}) == (
+        None, 6)
