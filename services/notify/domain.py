@@ -7,6 +7,7 @@ event handler idempotent, so a redelivered event never shows twice.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -63,6 +64,7 @@ def reminder_notification(p: dict, now: datetime) -> dict:
         "late": bool(p.get("late")),
     }, now)
     doc["owner_version"] = owner_version(p)
+    doc["sms_subject"] = sms_subject(p)
     return doc
 
 
@@ -121,13 +123,64 @@ def escalation_plan(p: dict, settings: dict | None) -> dict | None:
     return {"minutes": minutes, "due_at": due}
 
 
+#: The longest subject an SMS carries: with the frame around it the text
+#: stays within one 70-character Chinese SMS.
+SMS_SUBJECT_CHARS = 36
+# Phone numbers in free text: mobiles (13812345678, 138 1234 5678,
+# +86 138-1234-5678), landlines with their area code (0755-83216666) and any
+# other run of 7+ digits (a landline without it); dates (2026-03-02) and
+# times are left alone.
+_NUMBER = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)"
+                     r"|(?<!\d)0\d{2,3}[\s-]?\d{7,8}(?!\d)"
+                     r"|(?<!\d)\d{7,}(?!\d)")
+_EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+def mask_number(digits: str) -> str:
+    """138****5678, as lists show phones; shorter numbers keep their last 2."""
+    if len(digits) >= 11:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * (len(digits) - 2) + digits[-2:]
+
+
+def mask_contact_details(text: str) -> str:
+    """Phone numbers and e-mail addresses in free text, masked."""
+    def number(m):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) > 11 and digits.startswith("861"):
+            digits = digits[2:]  # a mobile with its country code
+        return mask_number(digits)
+
+    return _EMAIL.sub(r"\1***@\2", _NUMBER.sub(number, text))
+
+
+def sms_subject(p: dict) -> str:
+    """What an SMS says the reminder is about: its title (a revisit's names
+    the company), without the contact person's name, every phone number and
+    e-mail address masked, cut to one SMS. An SMS leaves the system for a
+    phone that may be lost or leave with its holder: it carries what tells
+    the rep which reminder waits, the rest is behind the login."""
+    title = p.get("title") or ""
+    contact = (p.get("contact_name") or "").strip()
+    if contact:
+        title = title.replace(f"（{contact}）", "").replace(f"({contact})", "")
+        title = title.replace(contact, "")
+    title = mask_contact_details(" ".join(title.split()))
+    if len(title) > SMS_SUBJECT_CHARS:
+        title = title[:SMS_SUBJECT_CHARS - 1] + "…"
+    return title
+
+
 def sms_text(notification: dict, tz: str | None) -> str:
     zone = ZoneInfo(tz or DEFAULT_TIMEZONE)
     due = (notification.get("ref") or {}).get("due_at")
     when = ""
     if due:
         when = datetime.fromisoformat(due).astimezone(zone).strftime("%m-%d %H:%M") + " "
-    return f"【销售CRM】{when}提醒未确认：{notification['title']}。请登录系统确认。"
+    subject = notification.get("sms_subject")
+    if subject is None:  # shown before subjects were kept
+        subject = sms_subject({"title": notification["title"]})
+    return f"【销售CRM】{when}提醒未确认：{subject}。请登录系统确认。"
 
 
 # --------------------------------------------------------------------------

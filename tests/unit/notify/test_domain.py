@@ -113,7 +113,7 @@ def test_events_reach_the_right_people_once_each():
 
 
 # --------------------------------------------------------------------------
-# customers changing hands
+# customers changing hands; what an SMS says
 
 
 def test_an_owners_reminder_loses_its_sms_once_the_customer_changed_hands():
@@ -153,3 +153,36 @@ def test_the_owner_after_each_kind_of_change():
     assert domain.owner_of_event("OwnerChanged", {"new_owner_id": None, "version": 5}) == (None, 5)
     assert domain.owner_of_event("CustomerAbandoned", {"owner_id": "rep1", "version": 6}) == (
         None, 6)
+
+
+def test_an_sms_names_the_company_but_no_contact_and_no_phone_number():
+    doc = domain.reminder_notification(due(
+        title="回访 深圳市华强电子有限公司（陈志强）", contact_name="陈志强",
+        content="陈志强 手机 13812345678"), NOW)
+    text = domain.sms_text(doc, "Asia/Shanghai")
+    assert text == "【销售CRM】03-02 09:00 提醒未确认：回访 深圳市华强电子有限公司。请登录系统确认。"
+    typed = domain.reminder_notification(due(
+        kind="event", contact_name=None,
+        title="给陈总打电话 138 1234 5678，邮件 chen.zq@hq.cn"), NOW)
+    text = domain.sms_text(typed, "Asia/Shanghai")
+    assert "5678" in text and "1234" not in text and "138****5678" in text
+    assert "chen.zq@" not in text and "c***@hq.cn" in text
+    assert len(text) <= 70  # one SMS
+
+
+def test_phone_numbers_in_free_text_are_masked_dates_are_not():
+    m = domain.mask_contact_details
+    assert m("手机13812345678") == "手机138****5678"
+    assert m("+86 138-1234-5678") == "138****5678"
+    assert m("座机 0755-83216666") == "座机 075*****6666"
+    assert m("2026-03-02 09:30 在深圳开会") == "2026-03-02 09:30 在深圳开会"
+    assert m("分机 8321666") == "分机 *****66"
+
+
+def test_an_sms_of_a_notification_kept_before_subjects_masks_its_title():
+    doc = domain.reminder_notification(due(kind="event", title="回电 13900002222"), NOW)
+    del doc["sms_subject"]
+    assert "139****2222" in domain.sms_text(doc, None)
+    long = domain.reminder_notification(due(kind="event", title="拜访" + "华强" * 40), NOW)
+    assert long["sms_subject"].endswith("…") and len(long["sms_subject"]) == 36
+    assert len(domain.sms_text(long, None)) == 70
