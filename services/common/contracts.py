@@ -236,6 +236,9 @@ class ReminderDue(Event):
     escalate_after_minutes: float | None = None
     escalation_of: OptId = None
     contact_name: str | None = None
+    owner_version: int | None = Field(
+        None, description="the customer's version at which user_id owned it: the reminder is "
+                          "the owner's (it follows the customer); null: a personal one")
 
 
 # -------------------------------------------------------------------- notify
@@ -266,7 +269,7 @@ SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("customers", "AlarmResolved"): ("knowledge", "notify"),
     ("customers", "DisputeFiled"): ("notify",),
     ("customers", "AmendmentRequested"): ("notify",),
-    ("customers", "CustomerAbandoned"): ("scheduler", "forecast"),
+    ("customers", "CustomerAbandoned"): ("scheduler", "forecast", "notify"),
     ("knowledge", "AnswerPosted"): ("notify",),
     ("knowledge", "AnswerAccepted"): ("notify",),
     ("scheduler", "ReminderDue"): ("notify",),

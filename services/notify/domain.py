@@ -7,6 +7,7 @@ event handler idempotent, so a redelivered event never shows twice.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,10 @@ def _doc(key, user_id, kind, title, body, ref, now) -> dict:
 # reminders
 
 
+#: Reminder kinds that are always the customer's owner's.
+OWNERS_KINDS = ("revisit", "birthday", "anniversary")
+
+
 def reminder_key(reminder_id: str) -> str:
     return f"reminder:{reminder_id}"
 
@@ -52,12 +57,52 @@ def reminder_notification(p: dict, now: datetime) -> dict:
     body = p.get("content") or ""
     if p.get("contact_name") and p["kind"] == "revisit" and p["contact_name"] not in body:
         body = f"联系人：{p['contact_name']}" + (f"\n{body}" if body else "")
-    return _doc(reminder_key(p["reminder_id"]), p["user_id"], p["kind"], p["title"], body, {
+    doc = _doc(reminder_key(p["reminder_id"]), p["user_id"], p["kind"], p["title"], body, {
         "reminder_id": p["reminder_id"],
         "customer_id": p.get("customer_id"),
         "due_at": p.get("due_at"),
         "late": bool(p.get("late")),
     }, now)
+    doc["owner_version"] = owner_version(p)
+    doc["sms_subject"] = sms_subject(p)
+    return doc
+
+
+def owner_version(p: dict) -> int | None:
+    """The customer's version at which the reminder's user owned the
+    customer (the reminder is the owner's, not a personal one), or None.
+    A revisit or birthday greeting fired before reminders carried it is its
+    owner's all the same."""
+    if not p.get("customer_id"):
+        return None
+    if p.get("owner_version") is not None:
+        return int(p["owner_version"])
+    return 0 if p.get("kind") in OWNERS_KINDS else None
+
+
+# --------------------------------------------------------------------------
+# customers changing hands
+
+
+def owner_of_event(event_type: str, p: dict) -> tuple[str | None, int]:
+    """(the customer's owner after the change, None for the public pool; its version)."""
+    if event_type == "CustomerAbandoned":
+        return None, int(p["version"])
+    return p.get("new_owner_id"), int(p["version"])
+
+
+def sms_withheld(notification: dict, owner: dict | None) -> str | None:
+    """Why the SMS of an owner's reminder must not go out (None: it may):
+    the customer it is about has changed hands since the reminder was its
+    user's (`owner`: the customer's owner as last heard of, `{owner_id,
+    version}`). A personal reminder, and one whose user owns the customer
+    again, are left alone."""
+    made_at = notification.get("owner_version")
+    if made_at is None or owner is None or int(owner["version"]) <= made_at:
+        return None
+    if owner.get("owner_id") == notification["user_id"]:
+        return None
+    return CHANGED_HANDS
 
 
 def escalation_minutes(p: dict, settings: dict | None) -> float:
@@ -78,13 +123,64 @@ def escalation_plan(p: dict, settings: dict | None) -> dict | None:
     return {"minutes": minutes, "due_at": due}
 
 
+#: The longest subject an SMS carries: with the frame around it the text
+#: stays within one 70-character Chinese SMS.
+SMS_SUBJECT_CHARS = 36
+# Phone numbers in free text: mobiles (13812345678, 138 1234 5678,
+# +86 138-1234-5678), landlines with their area code (0755-83216666) and any
+# other run of 7+ digits (a landline without it); dates (2026-03-02) and
+# times are left alone.
+_NUMBER = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)"
+                     r"|(?<!\d)0\d{2,3}[\s-]?\d{7,8}(?!\d)"
+                     r"|(?<!\d)\d{7,}(?!\d)")
+_EMAIL = re.compile(r"([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+def mask_number(digits: str) -> str:
+    """138****5678, as lists show phones; shorter numbers keep their last 2."""
+    if len(digits) >= 11:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * (len(digits) - 2) + digits[-2:]
+
+
+def mask_contact_details(text: str) -> str:
+    """Phone numbers and e-mail addresses in free text, masked."""
+    def number(m):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) > 11 and digits.startswith("861"):
+            digits = digits[2:]  # a mobile with its country code
+        return mask_number(digits)
+
+    return _EMAIL.sub(r"\1***@\2", _NUMBER.sub(number, text))
+
+
+def sms_subject(p: dict) -> str:
+    """What an SMS says the reminder is about: its title (a revisit's names
+    the company), without the contact person's name, every phone number and
+    e-mail address masked, cut to one SMS. An SMS leaves the system for a
+    phone that may be lost or leave with its holder: it carries what tells
+    the rep which reminder waits, the rest is behind the login."""
+    title = p.get("title") or ""
+    contact = (p.get("contact_name") or "").strip()
+    if contact:
+        title = title.replace(f"（{contact}）", "").replace(f"({contact})", "")
+        title = title.replace(contact, "")
+    title = mask_contact_details(" ".join(title.split()))
+    if len(title) > SMS_SUBJECT_CHARS:
+        title = title[:SMS_SUBJECT_CHARS - 1] + "…"
+    return title
+
+
 def sms_text(notification: dict, tz: str | None) -> str:
     zone = ZoneInfo(tz or DEFAULT_TIMEZONE)
     due = (notification.get("ref") or {}).get("due_at")
     when = ""
     if due:
         when = datetime.fromisoformat(due).astimezone(zone).strftime("%m-%d %H:%M") + " "
-    return f"【销售CRM】{when}提醒未确认：{notification['title']}。请登录系统确认。"
+    subject = notification.get("sms_subject")
+    if subject is None:  # shown before subjects were kept
+        subject = sms_subject({"title": notification["title"]})
+    return f"【销售CRM】{when}提醒未确认：{subject}。请登录系统确认。"
 
 
 # --------------------------------------------------------------------------
@@ -122,9 +218,13 @@ def after_attempt(delivery: dict, attempt: Attempt, max_attempts: int, base_dela
             "next_attempt_at": attempt.at + timedelta(seconds=delay)}
 
 
-def stopped(delivery: dict, now: datetime) -> dict:
+ACKNOWLEDGED_IN_TIME = "acknowledged before the SMS went out"
+CHANGED_HANDS = "the customer changed hands: no SMS to its former owner"
+
+
+def stopped(delivery: dict, now: datetime, why: str = ACKNOWLEDGED_IN_TIME) -> dict:
     return {**delivery, "status": CANCELLED, "next_attempt_at": None, "updated_at": now,
-            "error": "acknowledged before the SMS went out"}
+            "error": why}
 
 
 # --------------------------------------------------------------------------

@@ -168,6 +168,10 @@ class NotifyService(ServiceBase):
             settings = Users.get(self.accounts, p["user_id"]).get("settings")
         doc = domain.reminder_notification(p, now)
         doc["escalation"] = domain.escalation_plan(p, settings)
+        if doc["escalation"] and self._withheld(doc):
+            # fired just before its customer changed hands: shown to the
+            # user it fired for, never escalated to his phone
+            doc["escalation"] = None
         doc, new = storage.insert_notification(self.db, doc)
         storage.bump_head(self.db, doc["user_id"], now)
         if doc.get("escalation") and not doc["acknowledged"]:
@@ -187,9 +191,15 @@ class NotifyService(ServiceBase):
             return
         if doc["acknowledged"]:
             return  # seen in time: no SMS
+        now = self.clock.now()
+        withheld = self._withheld(doc)
+        if withheld:
+            # recorded, so the inbox item says why no SMS came
+            storage.claim_delivery(self.db, domain.stopped(
+                domain.new_delivery(doc, None, "", now), now, withheld))
+            return
         user = Users.get(self.accounts, doc["user_id"])
         tz = (user.get("settings") or {}).get("timezone") or user.get("timezone")
-        now = self.clock.now()
         delivery = domain.new_delivery(doc, user.get("phone"), domain.sms_text(doc, tz), now)
         # The delivery first, then its attempt entry: the retry loop must never
         # find an entry whose delivery is not there yet (it would take it for
@@ -204,6 +214,13 @@ class NotifyService(ServiceBase):
         if delivery["status"] == domain.SENDING:
             storage.ensure_retry(self.db, nid, now)
             self._attempt(nid)
+
+    def _withheld(self, notification) -> str | None:
+        """Why `notification` must not reach its user's phone (None: it may)."""
+        if notification.get("owner_version") is None:
+            return None  # not an owner's reminder: no look-up
+        owner = storage.find_owner(self.db, (notification.get("ref") or {}).get("customer_id"))
+        return domain.sms_withheld(notification, owner)
 
     @ConfigTimer.decorator("SMS_RETRY_TICK_SECONDS", 0.5, eager=True)
     def retry_due(self):
@@ -224,6 +241,11 @@ class NotifyService(ServiceBase):
         notification = storage.find_notification(self.db, nid)
         if notification is None or notification["acknowledged"]:
             storage.save_delivery(self.db, domain.stopped(delivery, now))
+            storage.drop_retry(self.db, nid)
+            return
+        withheld = self._withheld(notification)
+        if withheld:  # a retry queued before the customer changed hands
+            storage.save_delivery(self.db, domain.stopped(delivery, now, withheld))
             storage.drop_retry(self.db, nid)
             return
         tried = attempt(self.sms, delivery["to"], delivery["text"], clock=clock_module.now)
@@ -266,7 +288,18 @@ class NotifyService(ServiceBase):
 
     @handles("customers", "OwnerChanged")
     def on_owner_changed(self, payload):
+        self._note_owner("OwnerChanged", payload)
         self._store(domain.owner_changed(payload, self.clock.now()))
+
+    @handles("customers", "CustomerAbandoned")
+    def on_customer_abandoned(self, payload):
+        self._note_owner("CustomerAbandoned", payload)
+
+    def _note_owner(self, event_type, payload):
+        """From here on, the SMS of the former owner's reminders about the
+        customer stay unsent (`_withheld`), queued retries included."""
+        owner_id, version = domain.owner_of_event(event_type, payload)
+        storage.note_owner(self.db, payload["customer_id"], owner_id, version, self.clock.now())
 
     @handles("knowledge", "AnswerPosted")
     def on_answer_posted(self, payload):

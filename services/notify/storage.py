@@ -12,6 +12,10 @@ Collections:
   (find_one_and_update), so a crashed attempt is retried after the lease.
 - `heads`: `{_id: user id, seq}`, bumped after each new notification of the
   user, so the live stream asks "anything new?" with one `_id` look-up.
+- `owners`: `{_id: customer id, owner_id, version}`, the customer's owner
+  as last heard of (OwnerChanged, CustomerAbandoned; None: the pool), only
+  for customers that changed hands: an owner's reminder escalates to SMS
+  only while its user still owns the customer.
 
 As in the scheduler, the per-event path uses inserts and `_id` look-ups only
 (on FerretDB 1.24, as patched in scripts/ferretdb, only `_id` lookups, lists
@@ -104,6 +108,27 @@ def mark_read(db: Database, nid: str, user_id: str) -> dict | None:
         {"_id": nid, "user_id": user_id}, {"$set": {"read": True}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+# --------------------------------------------------------------------------
+# customers' owners
+
+
+def note_owner(db: Database, customer_id: str, owner_id: str | None, version: int,
+               now: datetime) -> bool:
+    """Keep the owner at `version` unless a later (or the same) version is
+    known: events come at least once and in any order. True if it was kept."""
+    try:
+        result = db.owners.update_one(
+            {"_id": customer_id, "version": {"$lt": version}},
+            {"$set": {"owner_id": owner_id, "version": version, "at": now}}, upsert=True)
+    except DuplicateKeyError:
+        return False  # the document is there with this version or a later one
+    return bool(result.modified_count or result.upserted_id is not None)
+
+
+def find_owner(db: Database, customer_id: str | None) -> dict | None:
+    return db.owners.find_one({"_id": customer_id}) if customer_id else None
 
 
 # --------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def new_reminder(rid: str, user_id: str, kind: str, data: dict, now: datetime) -
         "escalate_after_minutes": data.get("escalate_after_minutes"),
         "contact_name": data.get("contact_name"),
         "note": data.get("note"),
+        # the customer's version at which `user_id` owned it: the reminder is
+        # the owner's and follows the customer (None: a personal one)
+        "owner_version": data.get("owner_version"),
         "status": rules.PENDING,
         "created_at": now,
         "updated_at": now,
@@ -65,7 +68,21 @@ def revisit_reminder(rid: str, actor_id: str, customer: dict, data: dict, now: d
         "escalate_after_minutes": data.get("escalate_after_minutes"),
         "contact_name": data["contact_name"],
         "note": data.get("note"),
+        "owner_version": customer_version(customer),
     }, now)
+
+
+def customer_version(customer: dict) -> int:
+    return int(customer.get("version") or 0)
+
+
+def owner_version_of(customer: dict, actor_id: str) -> int | None:
+    """An event reminder about a customer is the owner's (it follows the
+    customer to his successor) when its maker owns the customer; a
+    manager's note about his rep's customer stays his own."""
+    if (customer.get("owner") or {}).get("id") == actor_id:
+        return customer_version(customer)
+    return None
 
 
 def check_editable(doc: dict | None, actor_id: str) -> dict:
@@ -90,9 +107,12 @@ def apply_patch(doc: dict, changes: dict, now: datetime) -> dict:
     return {**doc, **changes, "updated_at": now}
 
 
-def cancelled(doc: dict, now: datetime) -> dict:
+def cancelled(doc: dict, now: datetime, reason: str | None = None) -> dict:
     rules.transition(doc["status"], rules.CANCELLED)
-    return {**doc, "status": rules.CANCELLED, "updated_at": now}
+    out = {**doc, "status": rules.CANCELLED, "updated_at": now}
+    if reason:
+        out["cancel_reason"] = reason
+    return out
 
 
 def list_filter(user_id: str, query: dict) -> dict:
@@ -124,7 +144,7 @@ def view(doc: dict) -> dict:
         "status": doc["status"],
         "created_at": iso(doc["created_at"]),
     }
-    for key in ("contact_name", "note"):
+    for key in ("contact_name", "note", "cancel_reason"):
         if doc.get(key) is not None:
             out[key] = doc[key]
     if doc.get("fired_at"):
@@ -159,6 +179,7 @@ def due_event(doc: dict) -> dict:
         "escalate_after_minutes": doc.get("escalate_after_minutes"),
         "escalation_of": doc.get("escalation_of"),
         "contact_name": doc.get("contact_name"),
+        "owner_version": doc.get("owner_version"),
     }
 
 
@@ -245,6 +266,12 @@ def nothing_to_schedule(event_type: str, series: dict) -> bool:
     return event_type == "CustomerCreated" and not series["birthday"]
 
 
+def customer_lock(customer_id: str) -> str:
+    """The lock under which one customer's events are applied (and its
+    owner's reminders are stored)."""
+    return "series:" + customer_id
+
+
 def is_newer(series: dict, stored: dict | None) -> bool:
     return stored is None or series["version"] > int(stored.get("version") or 0)
 
@@ -282,7 +309,8 @@ def birthday_reminder(series: dict, lead_days: int, tz: str, now: datetime) -> d
     customer entered inside the lead window, whose birthday is still ahead,
     is announced at once instead of only next year."""
     occurrence, planned = rules.upcoming_birthday(series["birthday"], lead_days, tz, now)
-    return _birthday_doc(series, lead_days, tz, occurrence, planned, max(planned, now), now)
+    return _birthday_doc(series, lead_days, tz, occurrence, planned, max(planned, now), now,
+                         series.get("version"))
 
 
 def next_in_series(doc: dict, lead_days: int, tz: str, now: datetime) -> dict:
@@ -298,7 +326,8 @@ def next_in_series(doc: dict, lead_days: int, tz: str, now: datetime) -> dict:
               "kind": s["kind"], "label": s.get("label", ""),
               "company_name": s.get("company_name", "")}
     # Past already after a long downtime: it stays due then and fires late.
-    return _birthday_doc(series, lead_days, tz, occurrence, planned, planned, now)
+    return _birthday_doc(series, lead_days, tz, occurrence, planned, planned, now,
+                         doc.get("owner_version"))
 
 
 def announced_occurrence(doc: dict) -> date:
@@ -312,7 +341,7 @@ def announced_occurrence(doc: dict) -> date:
 
 
 def _birthday_doc(series: dict, lead_days: int, tz: str, occurrence: date, planned: datetime,
-                  due: datetime, now: datetime) -> dict:
+                  due: datetime, now: datetime, owner_version: int | None) -> dict:
     days_ahead = (occurrence - due.astimezone(ZoneInfo(tz)).date()).days
     title, content = birthday_text(series, occurrence, days_ahead)
     # Keyed by the planned instant, not `due`: a reminder made "now" is the
@@ -320,13 +349,94 @@ def _birthday_doc(series: dict, lead_days: int, tz: str, occurrence: date, plann
     doc = new_reminder(birthday_id(series["_id"], series["owner_id"], planned),
                        series["owner_id"], series["kind"], {
                            "title": title, "content": content, "due_at": due,
-                           "customer_id": series["_id"]}, now)
+                           "customer_id": series["_id"], "owner_version": owner_version}, now)
     doc["series"] = {k: series[k] for k in ("_id", "owner_id", "birthday", "kind")}
     doc["series"]["lead_days"] = lead_days
     doc["series"]["tz"] = tz
     doc["series"]["occurrence"] = occurrence.isoformat()
     doc["series"]["label"] = series.get("label") or ""
     doc["series"]["company_name"] = series.get("company_name") or ""
+    return doc
+
+
+# --------------------------------------------------------------------------
+# reminders that follow the customer (owner changes, the pool)
+
+#: The kinds an owner change moves: a revisit is always its customer's
+#: owner's; an event reminder is when its maker owned the customer
+#: (`owner_version`). Birthday and anniversary series are remade for the new
+#: owner by the series logic above; escalation checks stay where they are:
+#: notify, which owns the SMS, withholds the old owner's (notify.domain).
+FOLLOWING_KINDS = ("revisit", "event")
+MOVE, CANCEL, STAY = "move", "cancel", "stay"
+#: `cancel_reason` of a reminder whose customer went to the public pool.
+CUSTOMER_POOLED = "customer_pooled"
+
+
+def follows_owner(doc: dict, former_owner_id: str | None = None) -> bool:
+    """Whether `doc` is its customer's owner's reminder rather than a
+    personal one. Reminders stored before `owner_version` existed: a
+    revisit always is; an event reminder is when its user is the owner the
+    change took the customer from (`former_owner_id`)."""
+    if doc.get("kind") not in FOLLOWING_KINDS or not doc.get("customer_id"):
+        return False
+    if doc.get("owner_version") is not None or doc["kind"] == "revisit":
+        return True
+    return former_owner_id is not None and doc.get("user_id") == former_owner_id
+
+
+def owner_change_outcome(doc: dict, owner_id: str | None, version: int,
+                         former_owner_id: str | None = None) -> tuple[str, str | None]:
+    """What it does to a reminder about a customer that the customer, at
+    `version`, is owned by `owner_id` (None: the public pool):
+
+    - (MOVE, owner_id): a pending owner's reminder goes to the new owner,
+      due when it was (the appointment with the customer stands);
+    - (CANCEL, CUSTOMER_POOLED): nobody owns the customer: nobody is to call;
+    - (STAY, None): anything else: a personal reminder, one that already
+      fired or was cancelled, one already the owner's, or one made or moved
+      at this version or a later one (a redelivered or out-of-date event).
+    """
+    if doc.get("status") != rules.PENDING or not follows_owner(doc, former_owner_id):
+        return STAY, None
+    made_at = doc.get("owner_version")
+    if made_at is not None and int(made_at) >= version:
+        return STAY, None
+    if owner_id is None:
+        return CANCEL, CUSTOMER_POOLED
+    if doc["user_id"] == owner_id:
+        return STAY, None
+    return MOVE, owner_id
+
+
+def moved(doc: dict, owner_id: str, version: int, now: datetime) -> dict:
+    """`doc` handed to the customer's new owner. `escalate_after_minutes`
+    is kept: null already means "whoever holds it: his own setting", and a
+    value someone typed was chosen for this appointment, not for a person."""
+    return {**doc, "user_id": owner_id, "owner_version": version,
+            "moved_from": [*doc.get("moved_from", []), doc["user_id"]], "updated_at": now}
+
+
+def former_owner(event_type: str, payload: dict, stored: dict | None) -> str | None:
+    """Who owned the customer before the change an event announces (only
+    reminders stored without `owner_version` need it)."""
+    if event_type == "OwnerChanged":
+        return payload.get("old_owner_id")
+    if event_type == "CustomerAbandoned":
+        return payload.get("owner_id")
+    return (stored or {}).get("owner_id")
+
+
+def check_still_owner(doc: dict, stored: dict | None) -> dict:
+    """A reminder about to be stored for the owner of a customer as read at
+    `owner_version`: refused when the scheduler has meanwhile heard of a
+    later owner change taking the customer from its user (the change's
+    handler would have moved it, had it been there already)."""
+    if stored is None or doc.get("owner_version") is None:
+        return doc
+    action, _ = owner_change_outcome(doc, stored.get("owner_id"), int(stored.get("version") or 0))
+    if action != STAY:
+        raise Forbidden("not_owner", "the customer has just changed hands")
     return doc
 
 

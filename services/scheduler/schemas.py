@@ -24,6 +24,13 @@ EscalateMinutes = Annotated[
     float, Field(ge=0, le=MAX_ESCALATE_AFTER_MINUTES, allow_inf_nan=False)
 ]
 
+# The ids the scheduler makes itself: a birthday reminder's names its
+# customer, owner and time (domain.birthday_id), 65 characters with the
+# 24-character ids of the other services, longer than an `Id` of the API.
+ReminderId = Annotated[str, StringConstraints(min_length=1, max_length=128,
+                                              pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 Kind = Literal["event", "revisit", "birthday", "anniversary"]
 Status = Literal["pending", "fired", "acknowledged", "cancelled"]
 
@@ -95,7 +102,8 @@ class ReminderQuery(BaseModel):
     kind: Kind | None = None
     page: int = Field(1, ge=1, le=100000)
     page_size: int = Field(20, ge=1, le=100)
-    after: Id | None = Field(None, description="the `next` of the page before (not with page)")
+    after: ReminderId | None = Field(None,
+                                     description="the `next` of the page before (not with page)")
 
     @field_validator("after")
     @classmethod
@@ -122,6 +130,9 @@ class Reminder(BaseModel):
     escalate_after_minutes: float | None = Field(
         description="null: the user's setting (escalate_after_minutes in /api/settings/me)")
     status: Status
+    cancel_reason: str | None = Field(
+        None, description="why the system cancelled it: customer_pooled (its customer went "
+                          "to the public pool)")
     contact_name: str | None = None
     note: str | None = None
     fired_at: str | None = None
@@ -141,7 +152,7 @@ class EscalationIn(BaseModel):
 
     notification_id: Id
     user_id: Id
-    reminder_id: Id | None = None
+    reminder_id: ReminderId | None = None
     due_at: AwareDatetime
     title: Text = ""
     customer_id: Id | None = None

@@ -75,11 +75,12 @@ class SchedulerService(ServiceBase):
         domain.check_due_at(data["due_at"], now)
         if data.get("customer_id"):
             try:
-                self.customers.get_customer(actor.as_dict(), data["customer_id"])
+                customer = self.customers.get_customer(actor.as_dict(), data["customer_id"])
             except NotFound:
                 raise Invalid.fields({"customer_id": "no such customer"}) from None
+            data["owner_version"] = domain.owner_version_of(customer, actor.id)
         doc = domain.new_reminder(new_id(), actor.id, "event", data, now)
-        storage.insert_reminder(self.db, doc)
+        self._insert_about_customer(doc)
         return domain.view(doc)
 
     @rpc
@@ -91,8 +92,21 @@ class SchedulerService(ServiceBase):
         # NotFound (not visible) crosses back to the caller as a 404.
         customer = self.customers.get_customer(actor.as_dict(), customer_id)
         doc = domain.revisit_reminder(new_id(), actor.id, customer, data, now)
-        storage.insert_reminder(self.db, doc)
+        self._insert_about_customer(doc)
         return domain.view(doc)
+
+    def _insert_about_customer(self, doc):
+        """An owner's reminder is stored under its customer's lock, checked
+        against the owner changes heard of since the customer was read: an
+        owner change is then either applied after it (and moves it) or
+        before it (and refuses it), never in between, which would leave it
+        with the old owner."""
+        if doc.get("owner_version") is None:
+            storage.insert_reminder(self.db, doc)
+            return
+        with self._locked(domain.customer_lock(doc["customer_id"])):
+            domain.check_still_owner(doc, storage.find_series(self.db, doc["customer_id"]))
+            storage.insert_reminder(self.db, doc)
 
     @rpc
     def get_reminder(self, actor, reminder_id):
@@ -348,6 +362,8 @@ class SchedulerService(ServiceBase):
         self._apply_series("CustomerAbandoned", payload)
 
     def _apply_series(self, event_type, payload):
+        """The customer as last heard of (`series`): its birthday reminders,
+        and the reminders that follow its owner."""
         series = domain.series_from_event(event_type, payload)
         if domain.nothing_to_schedule(event_type, series):
             return
@@ -355,10 +371,17 @@ class SchedulerService(ServiceBase):
         now = self.clock.now()
         # One customer's events are applied one at a time, in version order;
         # a busy lock raises and the event comes back a moment later.
-        with self._locked("series:" + cid):
+        with self._locked(domain.customer_lock(cid)):
             stored = storage.find_series(self.db, cid)
             if not domain.is_newer(series, stored):
                 return  # a repeated or out-of-date event
+            # Every newer event, not only those whose owner differs from the
+            # stored one: the changes in between may still be on their way
+            # (pool at v4, 李娜's claim at v5 unheard of, back to the pool
+            # at v6: 李娜's revisit must go). Before the series is saved: a
+            # crash in between redoes it all.
+            self._follow_owner(cid, series["owner_id"], series["version"],
+                               domain.former_owner(event_type, payload, stored), now)
             if not domain.same_schedule(series, stored):
                 for doc in storage.pending_of_customer(self.db, cid, domain.BIRTHDAY_KINDS):
                     self._cancel_quietly(doc["_id"], now)
@@ -367,6 +390,25 @@ class SchedulerService(ServiceBase):
                     self._put_birthday(domain.birthday_reminder(
                         series, int(settings["birthday_lead_days"]), settings["timezone"], now))
             storage.save_series(self.db, series)
+
+    def _follow_owner(self, cid, owner_id, version, former, now):
+        """The customer's pending owner's reminders go to its owner at
+        `version`, or are cancelled when it went to the pool."""
+        for doc in storage.pending_of_customer(self.db, cid, domain.FOLLOWING_KINDS):
+            if domain.owner_change_outcome(doc, owner_id, version, former)[0] == domain.STAY:
+                continue
+            with self._locked(doc["_id"]):
+                # again on the fresh document, merged with its firing record:
+                # one the firing loop sent meanwhile stays its user's
+                current = self._current(doc["_id"])
+                if current is None:
+                    continue
+                action, reason = domain.owner_change_outcome(current, owner_id, version, former)
+                if action == domain.MOVE:
+                    storage.save_reminder(self.db, domain.moved(current, owner_id, version, now))
+                elif action == domain.CANCEL:
+                    storage.save_reminder(self.db, domain.cancelled(current, now, reason))
+                    storage.dequeue(self.db, current["_id"], current["due_at"])
 
     def _cancel_quietly(self, rid, now):
         with self._locked(rid):

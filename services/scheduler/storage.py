@@ -12,7 +12,10 @@ Collections:
 - `locks`: `{_id: key, owner, until}`. Inserting the document takes the lock
   (the unique `_id` lets exactly one inserter win); a lock whose `until`
   passed belongs to a dead process and is taken over.
-- `series`: one document per customer: the birthday state last heard of.
+- `series`: one document per customer: the customer as last heard of
+  (version, owner, birthday). It orders the customer's events (an older
+  one changes nothing), and its lock (`series:<id>`) is the one under which
+  the events are applied and its owner's reminders stored.
 - `meta`: `{_id: "queue_format"}` once the queue of an earlier build (keyed
   by reminder id) has been converted.
 
@@ -40,6 +43,8 @@ def ensure_indexes(db: Database) -> None:
     # one range per kind, merged in order; its count from the index
     db.reminders.create_index([("user_id", ASCENDING), ("kind", ASCENDING),
                                ("due_at", ASCENDING)], name="user_kind_due")
+    # a customer's pending reminders, on every event about it (birthdays to
+    # redo, an owner's reminders to move: a handover is thousands in a burst)
     db.reminders.create_index([("customer_id", ASCENDING), ("status", ASCENDING)],
                               name="customer_status")
     db.reminders.create_index([("status", ASCENDING), ("due_at", ASCENDING)], name="status_due")

@@ -318,3 +318,56 @@ def test_revisits_are_planned_by_the_owner_only(sapi, people):
         "at": soon(60)}), 422)
     item = wait_for(lambda: of_reminder(sapi, rep, r.json()["id"]), what="the revisit")[0]
     assert item["kind"] == "revisit" and "蒋总" in item["body"]
+
+
+def test_a_reassigned_customers_revisit_fires_to_the_new_owner_and_never_texts_the_old_one(
+        sapi, people, sms):
+    manager = people.make("manager", "周经理")
+    old_phone, new_phone = "13800138444", "13800138555"
+    rep_a = people.make("rep", "吴刚", phone=old_phone)
+    rep_b = people.make("rep", "郑丽", phone=new_phone)
+    contact_phone = "13912345678"
+    c = sapi.post("/api/customers", rep_a["token"], json={
+        "company_name": f"广州宏达贸易有限公司{uuid.uuid4().hex[:4]}",
+        "contacts": [{"name": "黄志明", "title": "总经理", "phone": contact_phone,
+                      "decision_level": 5}]})
+    assert c.status_code == 201, c.text
+    cid, company = c.json()["id"], c.json()["company_name"]
+
+    def revisit(seconds, minutes):
+        r = sapi.post(f"/api/customers/{cid}/revisits", rep_a["token"], json={
+            "at": soon(seconds), "contact_name": "黄志明", "escalate_after_minutes": minutes,
+            "note": f"黄总手机 {contact_phone}"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    # one that fires now and that 吴刚 leaves unacknowledged (SMS in 24 s),
+    # one still ahead when the customer changes hands
+    shown_id, ahead_id = revisit(0.5, 0.4), revisit(12, 0.05)
+    [shown] = wait_for(lambda: of_reminder(sapi, rep_a, shown_id), what="吴刚's revisit")
+    # his manager resolves his difficulty alarm: reassigned to 郑丽
+    alarm = sapi.post(f"/api/customers/{cid}/alarms", rep_a["token"],
+                      json={"reason": "客户要求换对接人"})
+    assert alarm.status_code == 201, alarm.text
+    resolved = sapi.post(f"/api/alarms/{alarm.json()['id']}/resolve", manager["token"], json={
+        "decision": "reassign", "note": "转给郑丽跟进", "verified": "real",
+        "new_owner_id": rep_b["id"]})
+    assert resolved.status_code == 200, resolved.text
+    wait_for(lambda: [r["id"] for r in sapi.get("/api/reminders", rep_b["token"]).json()[
+        "items"]] == [ahead_id], what="the revisit moved to 郑丽")
+    assert sapi.get(f"/api/reminders/{ahead_id}", rep_a["token"]).status_code == 404
+    # it fires to 郑丽, who leaves it: her phone gets the SMS
+    [hers] = wait_for(lambda: of_reminder(sapi, rep_b, ahead_id), timeout=30,
+                      what="郑丽's revisit")
+    assert hers["kind"] == "revisit" and "黄志明" in hers["body"]
+    [text] = wait_for(lambda: sms.to("+86" + new_phone), what="郑丽's SMS")
+    assert company in text["text"]
+    assert contact_phone not in text["text"] and "黄志明" not in text["text"]
+    # 吴刚's unacknowledged revisit: its SMS is withheld, and nothing else comes
+    item = wait_for(lambda: [n for n in of_reminder(sapi, rep_a, shown_id)
+                             if n["sms"]["status"] != "scheduled"], timeout=40,
+                    what="吴刚's escalation decided")[0]
+    assert item["sms"]["status"] == "cancelled" and item["sms"]["attempts"] == []
+    assert of_reminder(sapi, rep_a, ahead_id) == []
+    assert sms.to("+86" + old_phone) == []
+    assert [n["id"] for n in inbox(sapi, rep_a) if n["kind"] == "revisit"] == [shown["id"]]

@@ -185,6 +185,40 @@ def test_reminders_and_notifications_read_indexes(rpc, people, step):
     step("stream resume", lambda: n.stream_resume(wang, nid))
 
 
+def test_reminders_following_an_owner_change_read_indexes(rpc, people, step):
+    """A handover is one OwnerChanged per customer, thousands in a burst:
+    finding each customer's reminders to move, and withholding the former
+    owner's SMS, read indexes."""
+    s, n, c = rpc["scheduler"], rpc["notify"], rpc["customers"]
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    cust = c.create(zhang, {"company_name": "深圳市华强电子有限公司", "phones": ["0755-83216666"]})
+    now = datetime.now(UTC)
+    fired = step("a revisit due now", lambda: s.create_revisit(zhang, cust["id"], {
+        "at": now.isoformat(), "contact_name": "陈志强", "escalate_after_minutes": 0.1}))
+    step("a revisit", lambda: s.create_revisit(zhang, cust["id"], {
+        "at": (now + timedelta(days=1)).isoformat(), "contact_name": "陈志强"}))
+    step("a reminder about the customer", lambda: s.create_reminder(zhang, {
+        "title": "给华强报价", "customer_id": cust["id"],
+        "due_at": (now + timedelta(days=2)).isoformat()}))
+
+    def shown():
+        return [x for x in n.list_notifications(zhang, {})["items"]
+                if x["ref"].get("reminder_id") == fired["id"]]
+
+    _wait(shown)
+    nid = shown()[0]["id"]
+    alarm = c.raise_alarm(zhang, cust["id"], {"reason": "客户要求换人对接"})
+
+    def reassign():
+        c.resolve_alarm(wang, alarm["id"], {"decision": "reassign", "note": "转给李娜",
+                                            "verified": "real", "new_owner_id": li["id"]})
+        _wait(lambda: s.list_reminders(li, {})["total"] == 2)
+        # the escalation falls due after the change: withheld
+        _wait(lambda: n.get_notification(zhang, nid)["sms"]["status"] == "cancelled")
+
+    step("reassign: the reminders follow, the SMS is withheld", reassign)
+
+
 def test_knowledge_lists_and_writes_read_indexes(rpc, people, step):
     k = rpc["knowledge"]
     zhang, li, wang = people["zhang"], people["li"], people["wang"]

@@ -13,7 +13,7 @@ from nameko.testing.services import worker_factory
 
 from services.common.clock import FrozenClock
 from services.common.credentials import Caller
-from services.common.errors import Conflict, Invalid
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.rpc import Unavailable
 from services.scheduler import service as scheduler_service
 from services.scheduler import storage
@@ -341,3 +341,174 @@ def test_a_customer_entered_inside_the_lead_window_is_announced_at_once_and_once
     assert svc.fire_due() == 0
     [nxt] = birthday_docs(svc, "c-xiaomi", status="pending")
     assert nxt["due_at"] == datetime(2027, 6, 8, 1, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------
+# revisits and an owner's event reminders follow the customer
+
+WANG = {"id": "u-wangjl", "role": "manager", "team_id": "t1", "name": "王经理"}
+HUAQIANG = "c-huaqiang"
+
+
+def customers_at(svc, state):
+    """customers.get_customer answering the customer as `state` says:
+    {"owner": user id or None, "version": n}."""
+    def get_customer(actor, customer_id):
+        return {"id": customer_id, "company_name": "深圳市华强电子有限公司",
+                "owner": {"id": state["owner"]} if state["owner"] else None,
+                "version": state["version"]}
+
+    svc.customers.get_customer.side_effect = get_customer
+
+
+def owner_changed(version, old, new, customer_id=HUAQIANG):
+    return {"customer_id": customer_id, "version": version, "old_owner_id": old["id"],
+            "new_owner_id": new["id"] if new else None, "reason": "reassign",
+            "company_name": "深圳市华强电子有限公司", "status": "active" if new else "pool",
+            "birthday": None}
+
+
+def planned(svc, state):
+    """张伟's revisit, his event reminder about 华强, and 王经理's own note
+    about the same customer (a manager's reminder is his)."""
+    customers_at(svc, state)
+    revisit = svc.create_revisit(ZHANG, HUAQIANG, {
+        "at": (T0 + timedelta(days=1)).isoformat(), "contact_name": "陈志强",
+        "note": "问问样品测试结果", "escalate_after_minutes": 5})
+    quote = svc.create_reminder(ZHANG, {"title": "给华强报价", "customer_id": HUAQIANG,
+                                        "due_at": (T0 + timedelta(days=2)).isoformat()})
+    note = svc.create_reminder(WANG, {"title": "检查华强的合同", "customer_id": HUAQIANG,
+                                      "due_at": (T0 + timedelta(days=2)).isoformat()})
+    return revisit, quote, note
+
+
+def reminder_doc(svc, rid):
+    return svc._current(rid)
+
+
+def test_an_owner_change_moves_the_owners_revisits_and_reminders_and_they_fire_to_him():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    revisit, quote, note = planned(svc, {"owner": ZHANG["id"], "version": 3})
+    svc.on_owner_changed(owner_changed(4, ZHANG, LI))
+    for r in (revisit, quote):
+        doc = reminder_doc(svc, r["id"])
+        assert doc["user_id"] == LI["id"] and doc["status"] == "pending"
+        assert doc["due_at"].isoformat() == r["due_at"].replace("Z", "+00:00")
+        assert doc["moved_from"] == [ZHANG["id"]]
+    assert reminder_doc(svc, revisit["id"])["escalate_after_minutes"] == 5
+    assert reminder_doc(svc, note["id"])["user_id"] == WANG["id"]  # his own note stays
+    # 张伟 no longer sees them; 李娜 does, and they fire to her
+    assert svc.list_reminders(ZHANG, {})["total"] == 0
+    assert {x["id"] for x in svc.list_reminders(LI, {})["items"]} == {revisit["id"], quote["id"]}
+    with pytest.raises(NotFound):
+        svc.get_reminder(ZHANG, revisit["id"])
+    clock.advance(days=2)
+    assert svc.fire_due() == 3
+    fired = {e["reminder_id"]: e for e in due_events(svc)}
+    assert fired[revisit["id"]]["user_id"] == LI["id"]
+    assert fired[quote["id"]]["user_id"] == LI["id"]
+    assert fired[note["id"]]["user_id"] == WANG["id"]
+    assert fired[revisit["id"]]["owner_version"] == 4
+    assert fired[revisit["id"]]["title"] == "回访 深圳市华强电子有限公司（陈志强）"
+
+
+def test_to_the_pool_they_are_cancelled_with_a_reason_and_never_fire():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    revisit, quote, note = planned(svc, {"owner": ZHANG["id"], "version": 3})
+    svc.on_customer_abandoned({"customer_id": HUAQIANG, "version": 4, "owner_id": ZHANG["id"],
+                               "status": "pool"})
+    listed = svc.list_reminders(ZHANG, {"status": "cancelled"})["items"]
+    assert {x["id"] for x in listed} == {revisit["id"], quote["id"]}
+    assert {x["cancel_reason"] for x in listed} == {"customer_pooled"}
+    clock.advance(days=3)
+    assert svc.fire_due() == 1
+    assert [e["reminder_id"] for e in due_events(svc)] == [note["id"]]
+    # a handover to the pool (an OwnerChanged to nobody) does the same
+    svc2 = make_scheduler(clock)
+    svc2.db = svc.db
+    customers_at(svc2, {"owner": LI["id"], "version": 5})
+    r = svc2.create_revisit(LI, HUAQIANG, {"at": (clock.now() + timedelta(days=1)).isoformat(),
+                                           "contact_name": "陈志强"})
+    svc2.on_owner_changed(owner_changed(6, LI, None))
+    assert svc2.get_reminder(LI, r["id"])["status"] == "cancelled"
+
+
+def test_a_redelivered_or_older_owner_change_moves_nothing_back():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    revisit, quote, _ = planned(svc, {"owner": ZHANG["id"], "version": 3})
+    to_li = owner_changed(5, ZHANG, LI)
+    svc.on_owner_changed(to_li)
+    svc.on_owner_changed(to_li)  # at least once: delivered again
+    # an older change (v4: 张伟 -> 王经理) arrives after the newer one
+    svc.on_owner_changed(owner_changed(4, ZHANG, WANG))
+    # and an older amendment still naming 张伟 as owner
+    svc.on_customer_amended({"customer_id": HUAQIANG, "version": 4, "owner_id": ZHANG["id"],
+                             "status": "active", "birthday": None, "changes": {}})
+    for r in (revisit, quote):
+        doc = reminder_doc(svc, r["id"])
+        assert doc["user_id"] == LI["id"] and doc["moved_from"] == [ZHANG["id"]]
+    # a newer amendment that names the new owner (its OwnerChanged still on
+    # its way) moves them as the OwnerChanged would
+    svc.on_customer_amended({"customer_id": HUAQIANG, "version": 7, "owner_id": WANG["id"],
+                             "status": "active", "birthday": None, "changes": {}})
+    assert reminder_doc(svc, revisit["id"])["user_id"] == WANG["id"]
+    svc.on_owner_changed(owner_changed(6, LI, WANG))  # late: nothing to do
+    assert reminder_doc(svc, revisit["id"])["moved_from"] == [ZHANG["id"], LI["id"]]
+
+
+def test_a_reminder_already_fired_stays_with_the_user_it_fired_for():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    customers_at(svc, {"owner": ZHANG["id"], "version": 3})
+    r = svc.create_revisit(ZHANG, HUAQIANG, {"at": (T0 + timedelta(minutes=5)).isoformat(),
+                                             "contact_name": "陈志强"})
+    clock.advance(minutes=5)
+    assert svc.fire_due() == 1
+    svc.on_owner_changed(owner_changed(4, ZHANG, LI))
+    # fired (its firing record) though stored pending: not moved, not cancelled
+    assert svc.get_reminder(ZHANG, r["id"])["status"] == "fired"
+
+
+def test_a_reminder_made_while_the_customer_changes_hands_is_refused_or_moved():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    state = {"owner": ZHANG["id"], "version": 3}
+    customers_at(svc, state)
+    # 张伟 read his customer at v3; the scheduler heard of v4 (to 李娜) before
+    # his revisit was stored: refused, not left with him
+    svc.on_owner_changed(owner_changed(4, ZHANG, LI))
+    with pytest.raises(Forbidden) as err:
+        svc.create_revisit(ZHANG, HUAQIANG, {"at": (T0 + timedelta(days=1)).isoformat(),
+                                             "contact_name": "陈志强"})
+    assert err.value.code == "not_owner"
+    with pytest.raises(Forbidden):
+        svc.create_reminder(ZHANG, {"title": "给华强报价", "customer_id": HUAQIANG,
+                                    "due_at": (T0 + timedelta(days=1)).isoformat()})
+    assert svc.db.reminders.count_documents({}) == 0
+    # stored first, the change after it moves it
+    state.update(owner=LI["id"], version=4)
+    r = svc.create_revisit(LI, HUAQIANG, {"at": (T0 + timedelta(days=1)).isoformat(),
+                                          "contact_name": "陈志强"})
+    svc.on_owner_changed(owner_changed(5, LI, ZHANG))
+    assert reminder_doc(svc, r["id"])["user_id"] == ZHANG["id"]
+    # the customer's lock is let go of
+    assert svc.db.locks.count_documents({}) == 0
+
+
+def test_an_owner_change_waits_for_a_reminder_being_fired_and_comes_back():
+    clock = FrozenClock(T0)
+    svc = make_scheduler(clock)
+    customers_at(svc, {"owner": ZHANG["id"], "version": 3})
+    r = svc.create_revisit(ZHANG, HUAQIANG, {"at": (T0 + timedelta(days=1)).isoformat(),
+                                             "contact_name": "陈志强"})
+    svc.db.locks.insert_one({"_id": r["id"], "owner": "other-host:1:fire",
+                             "until": T0 + timedelta(seconds=30)})
+    with pytest.raises(Conflict):  # the event goes back to the queue
+        svc.on_owner_changed(owner_changed(4, ZHANG, LI))
+    assert reminder_doc(svc, r["id"])["user_id"] == ZHANG["id"]
+    svc.db.locks.delete_one({"_id": r["id"]})
+    svc.on_owner_changed(owner_changed(4, ZHANG, LI))  # redelivered
+    assert reminder_doc(svc, r["id"])["user_id"] == LI["id"]

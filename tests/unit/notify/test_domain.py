@@ -110,3 +110,79 @@ def test_events_reach_the_right_people_once_each():
                                 NOW) == []  # answering oneself notifies nobody
     assert domain.answer_posted({"answer_id": "x", "asker_id": "rep1", "author_id": "m1",
                                  "title": "压价怎么办"}, NOW)[0]["user_id"] == "rep1"
+
+
+# --------------------------------------------------------------------------
+# customers changing hands; what an SMS says
+
+
+def test_an_owners_reminder_loses_its_sms_once_the_customer_changed_hands():
+    doc = {**domain.reminder_notification(due(owner_version=3), NOW), "_id": "n1"}
+    assert doc["owner_version"] == 3
+    assert domain.sms_withheld(doc, None) is None  # no change heard of
+    assert domain.sms_withheld(doc, {"owner_id": "rep1", "version": 3}) is None
+    assert domain.sms_withheld(doc, {"owner_id": "rep2", "version": 2}) is None  # older news
+    assert domain.sms_withheld(doc, {"owner_id": "rep2", "version": 4}) == domain.CHANGED_HANDS
+    assert domain.sms_withheld(doc, {"owner_id": None, "version": 4}) == domain.CHANGED_HANDS
+    # handed back to him: his again
+    assert domain.sms_withheld(doc, {"owner_id": "rep1", "version": 6}) is None
+    stopped = domain.stopped(domain.new_delivery(doc, "+8613812345678", "t", NOW), NOW,
+                             domain.CHANGED_HANDS)
+    assert stopped["status"] == "cancelled" and stopped["next_attempt_at"] is None
+    assert domain.sms_view(doc, stopped)["error"] == domain.CHANGED_HANDS
+
+
+def test_a_personal_reminder_keeps_its_sms_whoever_owns_the_customer():
+    manager_note = domain.reminder_notification(
+        due(kind="event", user_id="mgr", title="跟进华强的合同", contact_name=None), NOW)
+    assert manager_note["owner_version"] is None
+    assert domain.sms_withheld(manager_note, {"owner_id": "rep2", "version": 9}) is None
+    # fired before reminders said whose they were: a revisit is its owner's
+    legacy = domain.reminder_notification(due(), NOW)
+    assert legacy["owner_version"] == 0
+    assert domain.sms_withheld(legacy, {"owner_id": "rep2", "version": 1}) == domain.CHANGED_HANDS
+    assert domain.reminder_notification(due(customer_id=None), NOW)["owner_version"] is None
+    greeting = domain.reminder_notification(due(kind="birthday", contact_name=None), NOW)
+    assert domain.sms_withheld(greeting, {"owner_id": "rep2", "version": 1}) == (
+        domain.CHANGED_HANDS)
+
+
+def test_the_owner_after_each_kind_of_change():
+    assert domain.owner_of_event("OwnerChanged", {"new_owner_id": "rep2", "version": 4}) == (
+        "rep2", 4)
+    assert domain.owner_of_event("OwnerChanged", {"new_owner_id": None, "version": 5}) == (None, 5)
+    assert domain.owner_of_event("CustomerAbandoned", {"owner_id": "rep1", "version": 6}) == (
+        None, 6)
+
+
+def test_an_sms_names_the_company_but_no_contact_and_no_phone_number():
+    doc = domain.reminder_notification(due(
+        title="回访 深圳市华强电子有限公司（陈志强）", contact_name="陈志强",
+        content="陈志强 手机 13812345678"), NOW)
+    text = domain.sms_text(doc, "Asia/Shanghai")
+    assert text == "【销售CRM】03-02 09:00 提醒未确认：回访 深圳市华强电子有限公司。请登录系统确认。"
+    typed = domain.reminder_notification(due(
+        kind="event", contact_name=None,
+        title="给陈总打电话 138 1234 5678，邮件 chen.zq@hq.cn"), NOW)
+    text = domain.sms_text(typed, "Asia/Shanghai")
+    assert "5678" in text and "1234" not in text and "138****5678" in text
+    assert "chen.zq@" not in text and "c***@hq.cn" in text
+    assert len(text) <= 70  # one SMS
+
+
+def test_phone_numbers_in_free_text_are_masked_dates_are_not():
+    m = domain.mask_contact_details
+    assert m("手机13812345678") == "手机138****5678"
+    assert m("+86 138-1234-5678") == "138****5678"
+    assert m("座机 0755-83216666") == "座机 075*****6666"
+    assert m("2026-03-02 09:30 在深圳开会") == "2026-03-02 09:30 在深圳开会"
+    assert m("分机 8321666") == "分机 *****66"
+
+
+def test_an_sms_of_a_notification_kept_before_subjects_masks_its_title():
+    doc = domain.reminder_notification(due(kind="event", title="回电 13900002222"), NOW)
+    del doc["sms_subject"]
+    assert "139****2222" in domain.sms_text(doc, None)
+    long = domain.reminder_notification(due(kind="event", title="拜访" + "华强" * 40), NOW)
+    assert long["sms_subject"].endswith("…") and len(long["sms_subject"]) == 36
+    assert len(domain.sms_text(long, None)) == 70

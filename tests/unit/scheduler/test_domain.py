@@ -180,6 +180,15 @@ def test_next_in_series_takes_the_owners_current_lead_time_and_time_zone():
         2028, 1, 1, 1, 0, tzinfo=UTC)
 
 
+def test_a_birthday_greeting_is_its_owners_at_the_series_version_year_after_year():
+    s = domain.series_from_event("OwnerChanged", {**created(), "version": 4,
+                                                  "new_owner_id": "rep2"})
+    doc = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW)
+    assert doc["user_id"] == "rep2" and doc["owner_version"] == 4
+    assert domain.next_in_series(doc, 2, "Asia/Shanghai", doc["due_at"])["owner_version"] == 4
+    assert domain.due_event(domain.fired(doc, doc["due_at"], 60))["owner_version"] == 4
+
+
 def test_next_in_series_of_a_reminder_stored_before_occurrences_were():
     s = domain.series_from_event("CustomerCreated", created())
     doc = domain.birthday_reminder(s, 2, "Asia/Shanghai", NOW)
@@ -278,3 +287,118 @@ def test_queue_keys_sort_as_due_times_and_are_the_same_from_a_stored_time():
     times = [at + timedelta(milliseconds=ms) for ms in (5, -3000, 999, 86_400_000, 0)]
     keys = [queue_key("esc_6b10", t) for t in times]
     assert sorted(keys) == [queue_key("esc_6b10", t) for t in sorted(times)]
+
+
+# --------------------------------------------------------------------------
+# reminders follow the customer
+
+
+ZHANG, LI = "u-zhangwei", "u-lina"
+
+
+def owners_reminder(kind="revisit", user=ZHANG, made_at=3, **over):
+    title = "回访 深圳市华强电子有限公司（陈志强）" if kind == "revisit" else "给华强报价"
+    doc = domain.new_reminder("r1", user, kind, {
+        "title": title, "due_at": NOW + timedelta(days=2), "customer_id": "c-huaqiang",
+        "contact_name": "陈志强" if kind == "revisit" else None, "owner_version": made_at,
+        "escalate_after_minutes": None}, NOW)
+    return {**doc, **over}
+
+
+def test_an_owners_revisit_and_event_reminder_move_to_the_new_owner_at_their_time():
+    for kind in ("revisit", "event"):
+        doc = owners_reminder(kind)
+        assert domain.owner_change_outcome(doc, LI, 4) == (domain.MOVE, LI)
+        new = domain.moved(doc, LI, 4, NOW + timedelta(hours=1))
+        assert new["user_id"] == LI and new["due_at"] == doc["due_at"]
+        assert new["owner_version"] == 4 and new["moved_from"] == [ZHANG]
+        assert new["title"] == doc["title"] and new["status"] == "pending"
+        assert domain.view(new)["escalate_after_minutes"] is None  # 李娜's own setting
+
+
+def test_a_typed_escalation_delay_stays_with_the_appointment():
+    doc = owners_reminder(escalate_after_minutes=2.5)
+    assert domain.moved(doc, LI, 4, NOW)["escalate_after_minutes"] == 2.5
+
+
+def test_to_the_pool_an_owners_reminder_is_cancelled_with_a_reason():
+    for kind in ("revisit", "event"):
+        assert domain.owner_change_outcome(owners_reminder(kind), None, 4) == (
+            domain.CANCEL, domain.CUSTOMER_POOLED)
+    gone = domain.cancelled(owners_reminder(), NOW, domain.CUSTOMER_POOLED)
+    assert gone["status"] == "cancelled"
+    assert domain.view(gone)["cancel_reason"] == "customer_pooled"
+
+
+def test_a_repeated_or_out_of_date_change_moves_nothing_back():
+    moved_to_li = domain.moved(owners_reminder(), LI, 5, NOW)
+    # OwnerChanged v4 (张伟 -> someone) arriving after v5 made it 李娜's
+    assert domain.owner_change_outcome(moved_to_li, ZHANG, 4) == (domain.STAY, None)
+    assert domain.owner_change_outcome(moved_to_li, None, 4) == (domain.STAY, None)
+    # v5 redelivered
+    assert domain.owner_change_outcome(moved_to_li, LI, 5) == (domain.STAY, None)
+    # a reminder made after the change it would otherwise follow
+    assert domain.owner_change_outcome(owners_reminder(made_at=6), LI, 5) == (domain.STAY, None)
+    # back to 张伟 at v6: it follows him
+    assert domain.owner_change_outcome(moved_to_li, ZHANG, 6) == (domain.MOVE, ZHANG)
+
+
+def test_what_does_not_follow_the_owner_stays():
+    # a manager's note about his rep's customer is his own
+    personal = owners_reminder("event", user="u-manager", made_at=None)
+    assert domain.owner_change_outcome(personal, LI, 4) == (domain.STAY, None)
+    assert domain.owner_change_outcome(personal, None, 4) == (domain.STAY, None)
+    # already sent, acknowledged or cancelled
+    for status in ("fired", "acknowledged", "cancelled"):
+        assert domain.owner_change_outcome(owners_reminder(status=status), LI, 4)[0] == domain.STAY
+    # the owner's already; birthday series and escalation checks are not moved here
+    assert domain.owner_change_outcome(owners_reminder(user=LI), LI, 4)[0] == domain.STAY
+    for kind in ("birthday", "anniversary", "escalation"):
+        assert domain.owner_change_outcome(owners_reminder(kind=kind), LI, 4)[0] == domain.STAY
+    # no customer: a personal reminder
+    assert domain.owner_change_outcome(owners_reminder(customer_id=None), LI, 4)[0] == domain.STAY
+
+
+def test_reminders_stored_before_owner_versions_follow_as_well_as_can_be_told():
+    old_revisit = owners_reminder(made_at=None)
+    assert domain.owner_change_outcome(old_revisit, LI, 4) == (domain.MOVE, LI)
+    old_event = owners_reminder("event", made_at=None)
+    # an event reminder of the owner the change took the customer from
+    assert domain.owner_change_outcome(old_event, LI, 4, former_owner_id=ZHANG) == (
+        domain.MOVE, LI)
+    assert domain.owner_change_outcome(old_event, LI, 4, former_owner_id="u-x")[0] == domain.STAY
+    assert domain.former_owner("OwnerChanged", {"old_owner_id": ZHANG}, None) == ZHANG
+    assert domain.former_owner("CustomerAbandoned", {"owner_id": ZHANG}, None) == ZHANG
+    assert domain.former_owner("CustomerAmended", {"owner_id": LI}, {"owner_id": ZHANG}) == ZHANG
+
+
+def test_an_event_reminder_is_the_owners_only_when_its_maker_owns_the_customer():
+    customer = {"id": "c-huaqiang", "owner": {"id": ZHANG}, "version": 7}
+    assert domain.owner_version_of(customer, ZHANG) == 7
+    assert domain.owner_version_of(customer, "u-manager") is None
+    assert domain.owner_version_of({**customer, "owner": None}, ZHANG) is None
+    revisit = domain.revisit_reminder("r2", ZHANG, {**customer, "company_name": "华强电子"}, {
+        "at": NOW + timedelta(days=1), "contact_name": "陈志强"}, NOW)
+    assert revisit["owner_version"] == 7
+
+
+def test_a_reminder_for_a_customer_that_changed_hands_meanwhile_is_refused():
+    doc = owners_reminder(made_at=3)
+    assert domain.check_still_owner(doc, None) is doc
+    assert domain.check_still_owner(doc, {"owner_id": ZHANG, "version": 3}) is doc
+    assert domain.check_still_owner(doc, {"owner_id": ZHANG, "version": 5}) is doc
+    for later in ({"owner_id": LI, "version": 4}, {"owner_id": None, "version": 4}):
+        with pytest.raises(Forbidden) as err:
+            domain.check_still_owner(doc, later)
+        assert err.value.code == "not_owner"
+    # a personal reminder is never refused
+    personal = owners_reminder("event", user="u-manager", made_at=None)
+    assert domain.check_still_owner(personal, {"owner_id": LI, "version": 9}) is personal
+
+
+def test_the_due_event_says_whose_customer_the_reminder_is_about():
+    doc = domain.fired(owners_reminder(), NOW + timedelta(days=2), 60)
+    assert domain.due_event(doc)["owner_version"] == 3
+    assert domain.due_event(domain.fired(reminder(), NOW + timedelta(hours=2), 60))[
+        "owner_version"] is None
+
