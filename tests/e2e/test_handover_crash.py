@@ -23,7 +23,10 @@ ADMIN_PASSWORD = "交接-" + uuid.uuid4().hex[:14]
 @pytest.fixture(scope="module")
 def crashable():
     # A stack of its own: the crash takes it down and it is started again.
-    s = Stack(SECRET, ADMIN_PASSWORD, CRM_HANDOVER_CONCURRENCY="1").start()
+    # 100 customers a second: the kill lands midway on any machine, and the
+    # job's lease is short so the restarted service takes it up soon.
+    s = Stack(SECRET, ADMIN_PASSWORD, CRM_HANDOVER_RATE="100",
+              CRM_HANDOVER_LEASE_SECONDS="5").start()
     yield s
     s.ensure_running()
     s.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 
@@ -109,12 +110,25 @@ class HandoverRpc(RecordRpc):
 
     def _run(self, job: dict) -> None:
         pool = eventlet.GreenPool(int(config.setting("HANDOVER_CONCURRENCY", 4)))
+        # A cap on customers per second (0: none): a big handover in office
+        # hours then leaves room for everyone else's requests and events.
+        rate = float(config.setting("HANDOVER_RATE", 0))
+        next_start = [time.monotonic()]
+
+        def paced(item):
+            if rate > 0:
+                now = time.monotonic()
+                start = max(now, next_start[0])
+                next_start[0] = start + 1 / rate
+                eventlet.sleep(start - now)
+            self._move(job, item)
+
         seq = -1
         while True:
             items = jobs.pending_items(self.db, job["_id"], seq, BATCH)
             if not items:
                 break
-            for _ in pool.imap(lambda item: self._move(job, item), items):
+            for _ in pool.imap(paced, items):
                 pass
             seq = items[-1]["seq"]
             if not jobs.renew_job(self.db, job["_id"], HOLDER, self.clock.now(), _lease()):
