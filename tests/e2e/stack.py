@@ -133,22 +133,28 @@ class Stack:
         self._drop_databases()
         return took, remaining
 
-    def service_pid(self, service: str) -> int:
-        """The pid of one service's process (its module in the command line)."""
+    def service_pids(self, service: str) -> list[int]:
+        """The processes of one service (its module in the command line: the
+        launcher's shell and the service itself)."""
         needle = f"services.{service}.service".encode()
+        found = []
         for pid in descendants(self.proc.pid):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if needle in f.read():
-                        return pid
+                        found.append(pid)
             except OSError:
                 continue
-        raise LookupError(f"no {service} process")
+        if not found:
+            raise LookupError(f"no {service} process")
+        return found
 
     def crash(self, service: str, timeout: float = 20) -> None:
         """SIGKILL one service, as a crash would; when the launcher then
         stops the rest, wait for it; the data and the queues stay."""
-        os.kill(self.service_pid(service), signal.SIGKILL)
+        for pid in self.service_pids(service):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             time.sleep(0.1)

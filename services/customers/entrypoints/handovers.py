@@ -58,7 +58,7 @@ def job_out(job: dict, preview: dict | None = None) -> dict:
            "started_by": job.get("started_by"),
            "created_at": job["created_at"].isoformat() if job.get("created_at") else None,
            "finished_at": job["finished_at"].isoformat() if job.get("finished_at") else None}
-    if out["status"] in ("planning", "planned"):
+    if out["status"] == "planned":
         out["status"] = "running"
     return {**out, **(preview or {})}
 
@@ -83,16 +83,17 @@ class HandoverRpc(RecordRpc):
         if data.dry_run:
             return job_out(job, jobs.open_work(self.db, chosen))
         now = self.clock.now()
-        # "planning" until every item is written: no runner takes half a plan
-        job = jobs.insert_job(self.db, {**job, "status": "planning", "created_at": now,
-                                        "lease_until": None, "holder": None})
-        jobs.insert_items(self.db, job["_id"], moves)
-        return job_out(jobs.release_job(self.db, job["_id"]))
+        # The plan is fixed now, in the job itself (one write, so the answer
+        # comes at once); the runner writes one item per customer from it.
+        job = jobs.insert_job(self.db, {
+            **job, "status": "planned", "created_at": now, "lease_until": None, "holder": None,
+            "plan": [cid for cid, _ in moves], "items_written": False})
+        return job_out(job)
 
     @rpc
     def get_handover(self, actor, job_id):
         actor = Principal.of(actor)
-        job = jobs.find_job(self.db, str(job_id))
+        job = jobs.find_job(self.db, str(job_id), counted=True)
         if job is None or not (actor.role == "admin" or job["started_by"]["id"] == actor.id
                                or (actor.role == "manager"
                                    and job.get("from_team_id") == actor.team_id)):
@@ -123,6 +124,10 @@ class HandoverRpc(RecordRpc):
                 eventlet.sleep(start - now)
             self._move(job, item)
 
+        if not job.get("items_written"):
+            owners = job["to"]
+            jobs.insert_items(self.db, job["_id"], handover.plan(job["plan"], owners))
+            jobs.items_written(self.db, job["_id"])
         seq = -1
         while True:
             items = jobs.pending_items(self.db, job["_id"], seq, BATCH)
@@ -134,6 +139,8 @@ class HandoverRpc(RecordRpc):
             if not jobs.renew_job(self.db, job["_id"], HOLDER, self.clock.now(), _lease()):
                 log.warning("handover %s: lease lost to another instance", job["_id"])
                 return
+        if jobs.pending_items(self.db, job["_id"], -1, 1):
+            return  # an item failed (logged): the job runs again after its lease
         jobs.finish_job(self.db, job["_id"], self.clock.now())
         log.info("handover %s done", job["_id"])
 
@@ -172,10 +179,11 @@ class HandoverRpc(RecordRpc):
                 jobs.finish_item(self.db, item, "skipped", now, "no such customer")
                 return
             raise
+        resumed = after is None  # moved by this job before a crash
         after = after or self._customer(customer_id)
         before = {"owner_id": job["from_id"], "team_id": after.get("previous_team_id"),
                   "status": rules.ACTIVE}
-        if not jobs.handover_audited(self.db, customer_id, job_id):
+        if not resumed or not jobs.handover_audited(self.db, customer_id, job_id):
             self._audit(customer_id, actor, "handover", before,
                         {"owner_id": after.get("owner_id"), "team_id": after.get("team_id"),
                          "status": after.get("status"), "handover_id": job_id}, now)

@@ -47,8 +47,18 @@ def insert_items(db: Database, job_id: str, plan: list[tuple[str, dict]]) -> Non
                 raise
 
 
-def find_job(db: Database, job_id: str) -> dict | None:
-    return db.handovers.find_one({"_id": job_id})
+def find_job(db: Database, job_id: str, counted: bool = False) -> dict | None:
+    """The job without its plan; `counted`: with `moved` and `skipped` counted
+    from its items (one index range each), not kept by a write per customer."""
+    job = db.handovers.find_one({"_id": job_id}, {"plan": 0})
+    if job is not None and counted:
+        for state, key in (("done", "moved"), ("skipped", "skipped")):
+            job[key] = db.handover_items.count_documents({"job_id": job_id, "state": state})
+    return job
+
+
+def items_written(db: Database, job_id: str) -> None:
+    db.handovers.update_one({"_id": job_id}, {"$set": {"items_written": True}})
 
 
 def take_job(db: Database, job_id: str | None, holder: str, now: datetime,
@@ -61,7 +71,7 @@ def take_job(db: Database, job_id: str | None, holder: str, now: datetime,
         query["_id"] = job_id
     return db.handovers.find_one_and_update(
         query, {"$set": {"status": "running", "holder": holder, "lease_until": now + lease}},
-        return_document=ReturnDocument.AFTER)
+        return_document=ReturnDocument.AFTER)  # with its plan: the runner writes the items
 
 
 def renew_job(db: Database, job_id: str, holder: str, now: datetime, lease: timedelta) -> bool:
@@ -76,21 +86,15 @@ def pending_items(db: Database, job_id: str, after_seq: int, limit: int) -> list
 
 
 def finish_item(db: Database, item: dict, state: str, now: datetime, why: str | None = None) -> bool:
-    """pending -> done|skipped, and the job's counter with it (once)."""
-    if db.handover_items.update_one(
-            {"_id": item["_id"], "state": "pending"},
-            {"$set": {"state": state, "at": now, "why": why}}).modified_count != 1:
-        return False
-    db.handovers.update_one({"_id": item["job_id"]},
-                            {"$inc": {"moved" if state == "done" else "skipped": 1}})
-    return True
+    """pending -> done|skipped (the job's counts are counted from these)."""
+    return db.handover_items.update_one(
+        {"_id": item["_id"], "state": "pending"},
+        {"$set": {"state": state, "at": now, "why": why}}).modified_count == 1
 
 
-def finish_job(db: Database, job_id: str, now: datetime) -> dict | None:
-    return db.handovers.find_one_and_update(
-        {"_id": job_id, "status": "running"},
-        {"$set": {"status": "done", "finished_at": now, "lease_until": None}},
-        return_document=ReturnDocument.AFTER)
+def finish_job(db: Database, job_id: str, now: datetime) -> None:
+    db.handovers.update_one({"_id": job_id, "status": "running"},
+                            {"$set": {"status": "done", "finished_at": now, "lease_until": None}})
 
 
 def void_pending_amendments(db: Database, customer_id: str, fields: dict) -> list[dict]:
@@ -123,13 +127,6 @@ def owned_by(db: Database, owner_id: str, batch: int = 1000) -> list[str]:
         ids.extend(d["_id"] for d in docs)
         if len(docs) < batch:
             return ids
-
-
-def release_job(db: Database, job_id: str) -> dict:
-    """planning -> planned: the plan is whole, a runner may take the job."""
-    return db.handovers.find_one_and_update({"_id": job_id, "status": "planning"},
-                                            {"$set": {"status": "planned"}},
-                                            return_document=ReturnDocument.AFTER)
 
 
 def open_work(db: Database, customer_ids: list[str]) -> dict:
