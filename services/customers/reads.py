@@ -46,9 +46,14 @@ def settings(stored: Mapping | None) -> dict:
     return out
 
 
+def limited(actor: Principal) -> bool:
+    """Whether the guard counts `actor`'s opens at all (an admin's never)."""
+    return actor.role != "admin"
+
+
 def hourly_limit(actor: Principal, current: Mapping) -> int | None:
     """How many distinct customers `actor` may open per hour (None: no limit)."""
-    if actor.role == "admin":
+    if not limited(actor):
         return None
     if actor.role == "manager":
         return int(current["manager_hourly_limit"])

@@ -4,6 +4,9 @@ and the reads report. The rules are in `reads` and `masking`."""
 
 from __future__ import annotations
 
+import time
+
+from services.common import config
 from services.common.events import event
 from services.common.ids import new_id
 from services.common.principal import Principal, require_admin
@@ -16,6 +19,16 @@ from services.customers.errors import InvalidFields, NotAllowed, NotVisible
 # the read settings), beside the customers' own chains.
 COMPANY_CHAIN = "company"
 EXPORT_PAGE_MAX = 500
+SETTINGS_TTL_SECONDS = 1.0
+_settings_cache: dict[str, tuple[float, dict]] = {}  # by database: (until, limits)
+
+
+def recording() -> bool:
+    """READ_LOG=off turns the read log and the bulk-read guard off: for the
+    benchmark that measures what they cost (bench/bench_reads.py), never for
+    a company's data."""
+    value = config.get("READ_LOG", "on")  # YAML reads a bare on/off as a bool
+    return str(value).strip().lower() not in ("off", "false", "0", "no")
 
 
 def _address(actor: dict) -> str | None:
@@ -29,7 +42,7 @@ class ReadRpc(RecordRpc):
 
     def _log(self, actor: Principal, address: str | None, kind: str, ids: list[str],
              export_id: str | None = None) -> None:
-        if ids:
+        if ids and recording():
             storage.insert_read(self.db, reads.read_entry(
                 new_id(), actor, address, kind, ids, self.clock.now(), export_id))
 
@@ -42,11 +55,21 @@ class ReadRpc(RecordRpc):
     # ---------------------------------------------------------- opening one
 
     def read_settings(self) -> dict:
-        return reads.settings(storage.get_settings(self.db, reads.SETTINGS_ID))
+        """The company's read limits, kept SETTINGS_TTL_SECONDS in this
+        process (every rep's open needs them); a PUT here replaces them at
+        once, another instance of the service reads it within the TTL."""
+        held = _settings_cache.get(self.db.name)
+        if held is not None and time.monotonic() < held[0]:
+            return held[1]
+        value = reads.settings(storage.get_settings(self.db, reads.SETTINGS_ID))
+        _settings_cache[self.db.name] = (time.monotonic() + SETTINGS_TTL_SECONDS, value)
+        return value
 
     def _count_open(self, actor: Principal, address: str | None, customer_id: str) -> None:
         """The bulk-read guard: 429 `read_limit` past the hour's limit of
         distinct customers; the hour's first refusal tells his managers."""
+        if not recording() or not reads.limited(actor):
+            return  # an admin's opens are logged, not counted: no settings to read
         limit = reads.hourly_limit(actor, self.read_settings())
         if limit is None:
             return
@@ -100,6 +123,7 @@ class ReadRpc(RecordRpc):
         stored = storage.put_settings(self.db, reads.SETTINGS_ID, data,
                                       {"id": actor.id, "name": actor.name}, now)
         after = reads.settings(stored)
+        _settings_cache[self.db.name] = (time.monotonic() + SETTINGS_TTL_SECONDS, after)
         if after != before:
             self._audit(COMPANY_CHAIN, actor, "read_settings", before, after, now)
         return after
