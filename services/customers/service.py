@@ -18,7 +18,7 @@ from services.customers.entrypoints.alarms import AlarmRpc
 from services.customers.entrypoints.amendments import AmendmentRpc
 from services.customers.entrypoints.base import rpc
 from services.customers.entrypoints.disputes import DisputeRpc
-from services.customers.entrypoints.reads import ReadRpc, _address
+from services.customers.entrypoints.reads import ReadRpc, address_of
 from services.customers.entrypoints.reports import ReportRpc
 from services.customers.entrypoints.stages import StageRpc
 
@@ -122,7 +122,7 @@ class CustomersService(AmendmentRpc, StageRpc, AlarmRpc, DisputeRpc, ReportRpc, 
     def list_customers(self, actor, query):
         """A page of customers, phones and e-mails masked; the ids on the
         page go to the read log."""
-        address = _address(actor)
+        address = address_of(actor)
         actor = Principal.of(actor)
         q = parse(schemas.CustomerQuery, query)
         flt = listing.list_filter(actor, q.status, q.stage, q.owner_id)

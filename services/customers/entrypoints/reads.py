@@ -31,7 +31,7 @@ def recording() -> bool:
     return str(value).strip().lower() not in ("off", "false", "0", "no")
 
 
-def _address(actor: dict) -> str | None:
+def address_of(actor: dict) -> str | None:
     """The client's address the gateway adds to the actor (gateway/addresses.py)."""
     address = actor.get("address") if isinstance(actor, dict) else None
     return str(address)[:64] if address else None
@@ -90,7 +90,7 @@ class ReadRpc(RecordRpc):
         bulk-read guard and logged. A pool customer also shows its stage
         history and why it was abandoned; a rep sees its phones and e-mails
         masked until he claims it."""
-        address = _address(actor)
+        address = address_of(actor)
         actor = Principal.of(actor)
         doc = rules.check_visible(actor, self._customer(str(customer_id)))
         self._count_open(actor, address, doc["_id"])
@@ -134,7 +134,7 @@ class ReadRpc(RecordRpc):
     def start_export(self, actor, fmt):
         """An export of the caller's scope (a manager his team's customers,
         an admin all): its id, for `export_page` and `finish_export`."""
-        address = _address(actor)
+        address = address_of(actor)
         actor = Principal.of(actor)
         team_id = reads.export_scope(actor)
         if fmt not in reads.EXPORT_FORMATS:
@@ -157,7 +157,7 @@ class ReadRpc(RecordRpc):
     def export_page(self, actor, export_id, after=None, limit=EXPORT_PAGE_MAX):
         """The next page of an export, whole records, newest first (after
         the customer id `after`); logged as an "export" read."""
-        address = _address(actor)
+        address = address_of(actor)
         actor = Principal.of(actor)
         export = self._export_of(actor, export_id)
         if export["status"] != "running":
