@@ -2,11 +2,15 @@
 bulk-read guard's counter under concurrent opens, the pool's hiding, the
 export a page at a time, the reads report."""
 
+from datetime import UTC, datetime
+
 import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
 from services.common.errors import Forbidden, Invalid, TooManyRequests
+from services.common.principal import Principal
+from services.customers import reads, storage
 from services.customers.service import CustomersService
 
 ZHANG = {"id": "u-zhang", "role": "rep", "team_id": "t-south", "name": "张伟", "username": "zw",
@@ -47,6 +51,11 @@ def test_a_detail_read_and_a_list_page_are_logged_with_who_what_and_where(custom
     # another service asking on a user's behalf (the scheduler) is no read of his
     customers.get_customer(ZHANG, c["id"])
     assert db.reads.count_documents({}) == 2
+    # the audit trail holds the whole values too: reading it is opening the record
+    trail = customers.audit_trail(ZHANG, c["id"])
+    assert trail["items"][0]["after"]["phones"] == ["+8613812345678"]
+    assert db.reads.count_documents({"kind": "detail"}) == 2
+    assert db.read_quota.find_one()["opened"] == [c["id"]]  # the same customer, counted once
 
 
 def test_concurrent_opens_at_the_limit_let_exactly_one_through(customers, db):
@@ -78,6 +87,55 @@ def test_concurrent_opens_at_the_limit_let_exactly_one_through(customers, db):
     assert customers.open_customer(ZHANG, made[-1])["id"] == made[-1]
     assert customers.read_report(WANG, {})["alerts"][0]["user"] == {"id": "u-zhang",
                                                                      "name": "张伟"}
+
+
+def test_concurrent_first_opens_of_an_hour_all_pass_under_the_limit(customers, db):
+    """The hour's counter is made by its first open: others racing with it
+    are counted in it, never refused."""
+    made = [customers.create(LI, {"company_name": f"杭州市第{n}号丝绸有限公司"})["id"]
+            for n in range(12)]
+    replies = [customers.open_customer.call_async(LI, cid) for cid in made]
+    assert sorted(r.result()["id"] for r in replies) == sorted(made)
+    [quota] = db.read_quota.find()
+    assert quota["n"] == 12 and sorted(quota["opened"]) == sorted(made)
+    assert quota["alerted_at"] is None
+
+
+class _Racing:
+    """The customers database, where another open makes the hour's counter
+    just after this one found none (the interleaving of two first opens)."""
+
+    def __init__(self, db, rival):
+        self.db, self.rival = db, rival
+
+    def __getattr__(self, name):
+        coll = getattr(self.db, name)
+        if name != "read_quota":
+            return coll
+        racing = self
+
+        class Coll:
+            def __getattr__(self, attr):
+                return getattr(coll, attr)
+
+            def find_one_and_update(self, *args, **kw):
+                found = coll.find_one_and_update(*args, **kw)
+                if found is None and racing.rival is not None:
+                    coll.insert_one(racing.rival)
+                    racing.rival = None
+                return found
+
+        return Coll()
+
+
+def test_an_open_racing_with_the_hour_s_first_is_counted_not_refused(db):
+    li = Principal.of(LI)
+    now = datetime.now(UTC)
+    rival = reads.new_quota(li, "c-first", now)
+    allowed, quota = storage.open_in_quota(_Racing(db, rival), reads.new_quota(li, "c-second", now),
+                                           "c-second", 60)
+    assert allowed
+    assert db.read_quota.find_one()["opened"] == ["c-first", "c-second"]
 
 
 def test_the_limits_are_set_by_an_admin_and_read_by_managers(customers):

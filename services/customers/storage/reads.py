@@ -82,15 +82,18 @@ def open_in_quota(db: Database, quota: dict, customer_id: str,
         if doc is not None:
             return True, doc
         doc = db.read_quota.find_one({"_id": key})
-        if doc is not None:
-            return customer_id in (doc.get("opened") or []), doc
-        if limit < 1:
-            return False, None
-        try:
-            db.read_quota.insert_one(quota)
-            return True, quota
-        except DuplicateKeyError:
-            continue  # the hour's first open raced with another: count again
+        if doc is None:
+            try:
+                db.read_quota.insert_one(quota)
+                return True, quota
+            except DuplicateKeyError:
+                continue  # the hour's first open raced with another: count again
+        if customer_id in (doc.get("opened") or []):
+            return True, doc
+        if int(doc.get("n") or 0) >= limit:
+            return False, doc
+        # the counter was made (or moved) by another open between the two
+        # reads, and has room: count this one in it
     raise RuntimeError(f"could not count an open in {key}")
 
 
