@@ -39,7 +39,7 @@ import time
 from datetime import timedelta
 
 from bench.bench_customers import Generator
-from bench.harness import Figures, measure
+from bench.harness import CpuMeter, Figures, measure
 from services.common.clock import now as clock_now
 from services.common.ids import new_id
 from services.common.principal import Principal
@@ -200,15 +200,19 @@ def run(ctx):
         kinds = (("rep opens one of his", "open_mine"), ("admin opens any", "open_any"),
                  ("rep's list page", "list_page"))
         parts: dict[tuple[str, str], list[Figures]] = {}
+        cpu_ms: dict[tuple[str, str], list[float]] = {}
         for r in range(rounds):
             for kind, make in kinds:
                 order = ("on", "off") if r % 2 == 0 else ("off", "on")
                 for label in order:
                     side = sides[label]
+                    cpu = CpuMeter(side.stack)
                     f = measure(f"{kind}, READ_LOG={label} #{r + 1}",
                                 getattr(side, make)(rng), 1, n, warmup=10)
                     parts.setdefault((kind, label), []).append(f)
+                    cpu_ms.setdefault((kind, label), []).append(cpu.total_ms(n + 10))
                     print(f.line(), flush=True)
+                    print("  " + cpu.line(n + 10), flush=True)
         logged_before = sides["on"].db.reads.estimated_document_count()
         print(f"\n== the read log's cost ({customers:,} customers, "
               f"{logged_before:,} read-log entries on the logged side; 1 client)", flush=True)
@@ -218,6 +222,11 @@ def run(ctx):
             print(off.line(), flush=True)
             print(f"  {kind}: with the read log p50 {on.pct(50) / off.pct(50) - 1:+.1%}, "
                   f"p99 {on.pct(99) / off.pct(99) - 1:+.1%} (target <= +20 %)", flush=True)
+            c_on = statistics.median(cpu_ms[(kind, "on")])
+            c_off = statistics.median(cpu_ms[(kind, "off")])
+            print(f"  {kind}: CPU per request (every process, FerretDB's included) "
+                  f"{c_on:.1f} ms against {c_off:.1f} ms ({c_on / c_off - 1:+.1%}; the median "
+                  f"of the rounds)", flush=True)
         print("\n== the added writes, from the bench process straight to the database", flush=True)
         rep, _ = sides["on"].reps[0]
         _direct_writes(sides["on"].db, rep, n)

@@ -123,7 +123,7 @@ def entry_out(doc: Mapping) -> dict:
             "user": {"id": doc["user_id"], "name": doc.get("user_name")},
             "team_id": doc.get("team_id"), "customer_ids": list(doc.get("customer_ids") or []),
             "kind": doc["kind"], "address": doc.get("address"),
-            "export_id": doc.get("export_id")}
+            "export_id": doc.get("export_id"), "refused": doc.get("refused")}
 
 
 def alert_out(doc: Mapping) -> dict:

@@ -566,6 +566,9 @@ class ReadEntry(BaseModel):
     kind: Literal["detail", "list", "export"]
     address: str | None = Field(description="the client's address")
     export_id: str | None = None
+    refused: Literal["not_found", "read_limit"] | None = Field(None, description=(
+        "an open that was refused: not_found (not his to see, or no such customer), "
+        "read_limit (past the hourly limit); nothing was shown"))
 
 
 class ReadAlert(BaseModel):

@@ -160,6 +160,10 @@ def test_opening_61_customers_in_an_hour_is_refused_and_his_manager_is_told_once
     # and the report carries the alert
     alerts = ok(api.get(f"/api/reports/reads?user_id={rep.id}", boss.token))["alerts"]
     assert [(a["user"]["id"], a["limit"], a["opened"]) for a in alerts] == [(rep.id, 60, 60)]
+    # and the refused opens, as attempts: nothing was shown
+    items = ok(api.get(f"/api/reports/reads?user_id={rep.id}&page_size=100", boss.token))["items"]
+    assert sorted((e["customer_ids"][0], e["refused"]) for e in items if e["refused"]) == sorted(
+        [(made[60], "read_limit"), (made[61], "read_limit")])
 
 
 def test_concurrent_opens_at_the_limit_let_exactly_one_through(api, stack, crew, limits):

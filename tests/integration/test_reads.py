@@ -8,7 +8,7 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcClient
 
-from services.common.errors import Forbidden, Invalid, TooManyRequests
+from services.common.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from services.common.principal import Principal
 from services.customers import reads, storage
 from services.customers.service import CustomersService
@@ -51,6 +51,12 @@ def test_a_detail_read_and_a_list_page_are_logged_with_who_what_and_where(custom
     # another service asking on a user's behalf (the scheduler) is no read of his
     customers.get_customer(ZHANG, c["id"])
     assert db.reads.count_documents({}) == 2
+    # an open refused is logged too, as refused: nothing was shown
+    with pytest.raises(NotFound):
+        customers.open_customer(LI, c["id"])
+    tried = db.reads.find_one({"user_id": "u-li"})
+    assert tried["customer_ids"] == [c["id"]] and tried["refused"] == "not_found"
+    db.reads.delete_one({"_id": tried["_id"]})
     # the audit trail holds the whole values too: reading it is opening the record
     trail = customers.audit_trail(ZHANG, c["id"])
     assert trail["items"][0]["after"]["phones"] == ["+8613812345678"]
@@ -74,6 +80,7 @@ def test_concurrent_opens_at_the_limit_let_exactly_one_through(customers, db):
     assert len([a for a in answers if a != "read_limit"]) == 1, answers
     [quota] = db.read_quota.find()
     assert quota["n"] == 5 and len(quota["opened"]) == 5
+    assert db.reads.count_documents({"refused": "read_limit"}) == len(made[4:]) - 1
     # what he opened this hour still opens; nothing new does
     assert customers.open_customer(ZHANG, made[0])["id"] == made[0]
     with pytest.raises(TooManyRequests) as refused:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import eventlet
+
 from services.common import config
 from services.common.events import event
 from services.common.ids import new_id
@@ -13,7 +15,7 @@ from services.common.principal import Principal, require_admin
 from services.common.validation import parse
 from services.customers import domain, masking, reads, rules, schemas, storage, views
 from services.customers.entrypoints.base import RecordRpc, rpc
-from services.customers.errors import InvalidFields, NotAllowed, NotVisible
+from services.customers.errors import CustomerError, InvalidFields, NotAllowed, NotVisible
 
 # The audit chain of what concerns the company's data as a whole (exports,
 # the read settings), beside the customers' own chains.
@@ -84,6 +86,29 @@ class ReadRpc(RecordRpc):
                 **reads.alert_event(first, limit, customer_id, address, now)))
         raise reads.read_limit_reached(limit, now)
 
+    def _logged_open(self, actor: Principal, address: str | None, customer_id: str, read):
+        """`read()` (the customer read, its visibility, the guard's count)
+        while its read-log entry is written: a read and a write at once,
+        so the log adds the longer of the two to an open, not the sum. The
+        entry is written before anything is answered; an open refused
+        (not_found, read_limit) leaves it marked `refused`, so attempts
+        show in the report too."""
+        if not recording():
+            return read()
+        entry = reads.read_entry(new_id(), actor, address, reads.DETAIL, [customer_id[:64]],
+                                 self.clock.now())
+        writing = eventlet.spawn(storage.insert_read, self.db, entry)
+        refused = None
+        try:
+            return read()
+        except CustomerError as exc:
+            refused = exc.code
+            raise
+        finally:
+            writing.wait()
+            if refused:
+                storage.mark_refused(self.db, entry["_id"], refused)
+
     @rpc
     def open_customer(self, actor, customer_id):
         """GET /api/customers/{id}: one customer, whole, counted by the
@@ -92,9 +117,14 @@ class ReadRpc(RecordRpc):
         masked until he claims it."""
         address = address_of(actor)
         actor = Principal.of(actor)
-        doc = rules.check_visible(actor, self._customer(str(customer_id)))
-        self._count_open(actor, address, doc["_id"])
-        self._log(actor, address, reads.DETAIL, [doc["_id"]])
+        customer_id = str(customer_id)
+
+        def read() -> dict:
+            doc = rules.check_visible(actor, self._customer(customer_id))
+            self._count_open(actor, address, doc["_id"])
+            return doc
+
+        doc = self._logged_open(actor, address, customer_id, read)
         out = self._view(actor, doc)
         if doc.get("status") == domain.POOL:
             changes = storage.stage_changes_of(self.db, [doc["_id"]]).get(doc["_id"], [])

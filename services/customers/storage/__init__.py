@@ -117,6 +117,7 @@ from services.customers.storage.reads import (  # noqa: F401
     list_alerts,
     list_reads,
     mark_alerted,
+    mark_refused,
     open_in_quota,
     put_settings,
 )

@@ -3,8 +3,8 @@
 runs (`exports`).
 
 `reads`: {_id, at, user_id, user_name, team_id, role, customer_ids[], kind,
-address, export_id?}: one plain insert per detail read, list page or export
-page (reads.read_entry). The report lists a team's, a user's or everyone's,
+address, export_id?, refused?}: one plain insert per detail read, list page
+or export page (reads.read_entry); an open refused is marked `refused`. The report lists a team's, a user's or everyone's,
 newest first, in a time window: one index range each.
 
 `read_quota`: {_id: "<user id>@<YYYYMMDDHH>", user_id, user_name, team_id,
@@ -45,6 +45,10 @@ def ensure_read_indexes(db: Database) -> None:
 
 def insert_read(db: Database, doc: dict) -> None:
     db.reads.insert_one(doc)
+
+
+def mark_refused(db: Database, entry_id: str, code: str) -> None:
+    db.reads.update_one({"_id": entry_id}, {"$set": {"refused": code}})
 
 
 def find_read(db: Database, entry_id: str) -> dict | None:

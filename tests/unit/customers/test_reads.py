@@ -67,7 +67,7 @@ def test_a_read_log_entry_says_who_which_when_what_and_from_where():
         "id": "r1", "at": "2026-12-07T10:59:30.500000+00:00",
         "user": {"id": "rep-zhang", "name": "张伟"}, "team_id": "team-south",
         "customer_ids": ["c1", "c2"], "kind": "list", "address": "203.0.113.7",
-        "export_id": None}
+        "export_id": None, "refused": None}
     with pytest.raises(ValueError):
         reads.read_entry("r2", REP, None, "peek", ["c1"], NOW)
 
