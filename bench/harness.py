@@ -161,6 +161,11 @@ class CpuMeter:
         self.pids = {**service_pids(stack), **infra_pids(), "bench client": os.getpid()}
         self.start = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
 
+    def total_ms(self, requests: int) -> float:
+        """CPU ms per request so far, every process together."""
+        spent = sum(_cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items())
+        return spent * 1000 / requests
+
     def line(self, requests: int) -> str:
         spent = {name: _cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
         total = sum(spent.values())

@@ -11,6 +11,7 @@ from gateway.routes.accounts import AccountsRoutes
 from gateway.routes.customers import CustomersRoutes
 from gateway.routes.forecast import ForecastRoutes
 from gateway.routes.knowledge import KnowledgeRoutes
+from gateway.routes.reads import ReadRoutes
 from gateway.routes.records import RecordRoutes
 from gateway.routes.schedule import ScheduleRoutes
 from gateway.routes.staff import StaffRoutes
@@ -25,8 +26,8 @@ SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "foreca
 HEALTH_TIMEOUT_SECONDS = 3
 
 
-class GatewayService(AccountsRoutes, StaffRoutes, CustomersRoutes, RecordRoutes, ScheduleRoutes,
-                     StreamRoutes, KnowledgeRoutes, ForecastRoutes):
+class GatewayService(AccountsRoutes, StaffRoutes, ReadRoutes, CustomersRoutes, RecordRoutes,
+                     ScheduleRoutes, StreamRoutes, KnowledgeRoutes, ForecastRoutes):
     name = "gateway"
     token_secret = TokenSecret()  # checked at start; routes verify with config's
 

@@ -27,14 +27,18 @@ class CustomersRoutes:
     @route("GET", "/api/customers", query=schemas.CustomerQuery, response=schemas.CustomerList,
            tag="customers",
            summary="Customers: a rep sees his own, a manager his team's, an admin all; "
-                   "?status=pool lists the public pool")
+                   "?status=pool lists the public pool. Phones and e-mails are masked "
+                   "(138****5678); each page is in the read log")
     def list_customers(self, call: Call, query):
         return self.customers.list_customers(call.actor, query.model_dump(exclude_none=True))
 
     @route("GET", "/api/customers/{id}", response=schemas.Customer, tag="customers",
-           summary="One customer; 404 when the caller may not see it")
+           summary="One customer, phones and e-mails whole (a rep sees a pool customer's "
+                   "masked until he claims it); 404 when the caller may not see it. Logged; "
+                   "429 read_limit (retry_after_seconds) past the hourly limit of different "
+                   "customers opened")
     def get_customer(self, call: Call, id):  # noqa: A002 - the path parameter's name
-        return self.customers.get_customer(call.actor, id)
+        return self.customers.open_customer(call.actor, id)
 
     @route("POST", "/api/customers/{id}/followups", body=schemas.FollowupIn,
            response=schemas.Followup, status=201, tag="customers",
@@ -45,7 +49,8 @@ class CustomersRoutes:
 
     @route("GET", "/api/customers/{id}/followups", query=CursorPage,
            response=schemas.FollowupList,
-           tag="customers", summary="A customer's follow-ups, newest first")
+           tag="customers", summary="A customer's follow-ups, newest first; 403 claim_first "
+                                    "for a rep on a pool customer")
     def list_followups(self, call: Call, id, query):  # noqa: A002
         return self.customers.list_followups(call.actor, id, query.page, query.page_size,
                                             query.after)

@@ -188,6 +188,23 @@ class CustomerAbandoned(Event):
     reason: str | None = Field(None, description="abandon (his own, with an alarm) or handover")
 
 
+class ReadLimitReached(Event):
+    """A user was refused a customer: he had opened the most distinct
+    customers allowed in this clock hour (the bulk-read guard). Sent once per
+    user and hour, at the first refusal; his team's managers are told."""
+
+    source = "customers"
+    user_id: Id
+    user_name: str | None = None
+    team_id: OptId = None
+    hour: str = Field(description="the clock hour's start, UTC ISO 8601")
+    limit: int = Field(description="distinct customers allowed per hour")
+    opened: int = Field(description="distinct customers he opened this hour")
+    refused_customer_id: Id
+    address: str | None = Field(None, description="the client's address")
+    refused_at: str
+
+
 class DisputeFiled(Event):
     source = "customers"
     dispute_id: Id
@@ -253,7 +270,7 @@ class NotificationAcknowledged(Event):
 EVENTS: dict[str, type[Event]] = {m.__name__: m for m in (
     UserCreated, UserChanged, CustomerCreated, CustomerAmended, StageChanged, StagesChanged, OwnerChanged,
     AlarmRaised, AlarmResolved, DisputeFiled, AmendmentRequested, CustomerAbandoned,
-    AnswerPosted, AnswerAccepted,
+    ReadLimitReached, AnswerPosted, AnswerAccepted,
     ReminderDue, NotificationAcknowledged)}
 
 # (source service, event type) -> the services that handle it.
@@ -270,6 +287,7 @@ SUBSCRIPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("customers", "DisputeFiled"): ("notify",),
     ("customers", "AmendmentRequested"): ("notify",),
     ("customers", "CustomerAbandoned"): ("scheduler", "forecast", "notify"),
+    ("customers", "ReadLimitReached"): ("notify",),
     ("knowledge", "AnswerPosted"): ("notify",),
     ("knowledge", "AnswerAccepted"): ("notify",),
     ("scheduler", "ReminderDue"): ("notify",),

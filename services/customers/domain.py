@@ -299,6 +299,7 @@ def public_customer(doc: Mapping) -> dict:
         "team_id": doc.get("team_id"),
         "version": doc.get("version", 1),
         "created_at": iso(doc["created_at"]),
+        "masked": False,  # masking.masked: phones and e-mails shown in full here
     }
 
 

@@ -28,6 +28,11 @@ class Refused(CustomerError):
     """The record's state refuses it now: a key taken, busy, stale, decided."""
 
 
+class Throttled(CustomerError):
+    """Too much of it in too short a time (the bulk-read guard);
+    `details["retry_after_seconds"]` says when it is allowed again."""
+
+
 class InvalidFields(CustomerError):
     """Fields that break a rule; `details["fields"]` says why per field."""
 
@@ -37,7 +42,8 @@ class InvalidFields(CustomerError):
 
 
 _RPC = ((NotVisible, rpc_errors.NotFound), (NotAllowed, rpc_errors.Forbidden),
-        (Refused, rpc_errors.Conflict), (InvalidFields, rpc_errors.Invalid))
+        (Refused, rpc_errors.Conflict), (InvalidFields, rpc_errors.Invalid),
+        (Throttled, rpc_errors.TooManyRequests))
 
 
 def to_rpc(exc: CustomerError) -> rpc_errors.CrmError:

@@ -9,21 +9,27 @@ answer 422 naming the field too.
 from __future__ import annotations
 
 import calendar
+import re
 import unicodedata
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
 from services.common.schemas import (
+    DEFAULT_TIMEZONE,
     CursorPage,
     Id,
     LongText,
@@ -152,6 +158,23 @@ class Contact(BaseModel):
     decision_level: int
 
 
+class StageStep(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    at: str | None
+    from_: int | None = Field(alias="from")
+    to: int | None
+
+
+class Abandoned(BaseModel):
+    """Why a pool customer was given up (公海)."""
+
+    at: str | None = Field(description="when it went to the pool")
+    reason: str | None = Field(description="the difficulty alarm's reason, as the rep gave it")
+    note: str | None = Field(description="the manager's note when he resolved it with abandon")
+    how: str = Field("abandon", description="abandon: by its owner after an alarm; handover: "
+                                            "sent to the pool when its owner left")
+
+
 class Customer(BaseModel):
     id: str
     company_name: str
@@ -172,6 +195,13 @@ class Customer(BaseModel):
     team_id: str | None
     version: int
     created_at: str
+    masked: bool = Field(False, description=(
+        "phones and e-mails (the contacts' too) are masked (138****5678): every list, and "
+        "a pool customer opened by a rep until he claims it"))
+    stage_history: list[StageStep] | None = Field(None, description=(
+        "a pool customer opened: its stages from creation, oldest first"))
+    abandoned: Abandoned | None = Field(None, description=(
+        "a pool customer opened: why it was given up"))
 
 
 class CustomerList(BaseModel):
@@ -507,3 +537,95 @@ class Handover(BaseModel):
     finished_at: str | None = None
 
     model_config = {"populate_by_name": True}
+
+
+# ------------------------------------------------------- reads, the export
+
+HourlyLimit = Annotated[int, Field(ge=1, le=100_000)]
+
+
+class ReadSettings(Strict):
+    """GET/PUT /api/settings/reads: how many DISTINCT customers one user may
+    open (GET /api/customers/{id}) per clock hour; an admin has no limit."""
+
+    rep_hourly_limit: HourlyLimit = Field(description="a rep's (default 60)")
+    manager_hourly_limit: HourlyLimit = Field(description="a manager's (default 300)")
+
+
+_PLUS_LOST = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _when(value, next_day: bool):
+    """An ISO time with offset (a `+` left unencoded arrives as a space and
+    is put back), or a date: that day in Asia/Shanghai (`to`: to its end)."""
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if _DATE.match(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return value
+        start = datetime.combine(day, time(), tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+        return start + timedelta(days=1) if next_day else start
+    return _PLUS_LOST.sub(r"\1+\2", value)
+
+
+class ReadReportQuery(CursorPage):
+    """GET /api/reports/reads: `from` (inclusive) and `to` (exclusive) are
+    times with an offset, or dates (whole days in Asia/Shanghai)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    user_id: Id | None = None
+    from_: AwareDatetime | None = Field(None, alias="from")
+    to: AwareDatetime | None = None
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _from(cls, value):
+        return _when(value, next_day=False)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to(cls, value):
+        return _when(value, next_day=True)
+
+
+class ReadEntry(BaseModel):
+    id: str
+    at: str
+    user: UserRef
+    team_id: str | None = Field(description="the user's team when he read")
+    customer_ids: list[str]
+    kind: Literal["detail", "list", "export"]
+    address: str | None = Field(description="the client's address")
+    export_id: str | None = None
+    refused: Literal["not_found", "read_limit"] | None = Field(None, description=(
+        "an open that was refused: not_found (not his to see, or no such customer), "
+        "read_limit (past the hourly limit); nothing was shown"))
+
+
+class ReadAlert(BaseModel):
+    """An hour in which a user hit the limit (his managers were told once)."""
+
+    at: str = Field(description="the hour's first refusal")
+    user: UserRef
+    team_id: str | None
+    hour: str = Field(description="the clock hour's start")
+    limit: int | None
+    opened: int = Field(description="distinct customers he opened in that hour")
+    address: str | None
+
+
+class ReadReport(BaseModel):
+    items: list[ReadEntry] = Field(description="read-log entries, newest first")
+    total: int
+    next: str | None = Field(None, description="?after= of the next page; null on the last")
+    alerts: list[ReadAlert] = Field(description=(
+        "the bulk-read alerts of the same users and window, newest first (at most 100)"))
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["xlsx", "csv"] = "xlsx"

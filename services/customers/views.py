@@ -95,11 +95,18 @@ def node(d: dict, visible: bool) -> dict:
             "visible": visible}
 
 
-def deal_out(d: dict, changes: list[dict]) -> dict:
-    """A customer as the forecast's deal, with its stage history."""
+def stage_history(d: dict, changes: list[dict]) -> list[dict]:
+    """A customer's stages from its creation, oldest first: `changes` are its
+    stored stage changes, in order."""
     created_in = changes[0]["from"] if changes else d.get("stage")
     history = [{"at": iso(d.get("created_at")), "from": None, "to": created_in}]
     history += [{"at": iso(c["at"]), "from": c["from"], "to": c["to"]} for c in changes]
+    return history
+
+
+def deal_out(d: dict, changes: list[dict]) -> dict:
+    """A customer as the forecast's deal, with its stage history."""
+    history = stage_history(d, changes)
     return {"customer_id": d["_id"], "version": d.get("version"),
             "owner_id": d.get("owner_id"), "team_id": d.get("team_id"),
             "stage": d.get("stage"), "expected_value_fen": d.get("expected_value_fen"),

@@ -271,6 +271,22 @@ def amendment_requested(p: dict, manager_ids, now) -> list[dict]:
             for m in manager_ids]
 
 
+def read_limit(p: dict, manager_ids, now) -> list[dict]:
+    """A rep (or a manager) hit the hourly limit of customers opened: his
+    team's managers hear of it once for that hour (the key), whatever number
+    of refusals or redeliveries follow."""
+    who = p.get("user_name") or p["user_id"]
+    body = (f"{who} 在一小时内打开了 {p.get('opened')} 个不同客户（上限 {p.get('limit')}），"
+            f"之后的查看已被拒绝，直到本小时结束。")
+    if p.get("address"):
+        body += f"\n来源地址：{p['address']}"
+    return [_doc(f"read_limit:{p['user_id']}:{p['hour']}:{m}", m, "read_limit",
+                 f"批量查看客户：{who}", body,
+                 {"user_id": p["user_id"], "hour": p.get("hour"),
+                  "customer_id": p.get("refused_customer_id")}, now)
+            for m in manager_ids if m != p["user_id"]]
+
+
 def answer_posted(p: dict, now) -> list[dict]:
     if not p.get("asker_id") or p.get("asker_id") == p.get("author_id"):
         return []

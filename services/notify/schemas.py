@@ -36,7 +36,8 @@ class Notification(BaseModel):
     id: str
     kind: str = Field(description=(
         "event, revisit, birthday, anniversary (reminders); alarm_raised, alarm_resolved, "
-        "dispute_filed, amendment_requested, answer_posted, answer_accepted, owner_changed"))
+        "dispute_filed, amendment_requested, read_limit (a user hit the hourly limit of "
+        "customers opened), answer_posted, answer_accepted, owner_changed"))
     title: str
     body: str
     created_at: str

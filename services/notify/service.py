@@ -286,6 +286,11 @@ class NotifyService(ServiceBase):
         managers = self._managers([payload.get("team_id")])
         self._store(domain.amendment_requested(payload, managers, self.clock.now()))
 
+    @handles("customers", "ReadLimitReached")
+    def on_read_limit_reached(self, payload):
+        managers = self._managers([payload.get("team_id")])
+        self._store(domain.read_limit(payload, managers, self.clock.now()))
+
     @handles("customers", "OwnerChanged")
     def on_owner_changed(self, payload):
         self._note_owner("OwnerChanged", payload)

@@ -5,11 +5,11 @@ import logging
 
 import eventlet
 import pytest
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common import clock
 from services.common.errors import Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated
+from services.common.standalone import ServiceRpcClient
 from tests.waiting import wait_for
 
 ADMIN = {"id": "bootstrap", "role": "admin", "team_id": None, "name": "", "username": "admin"}

@@ -14,6 +14,7 @@ import eventlet
 import pytest
 
 from services.accounts.service import AccountsService
+from services.common.errors import TooManyRequests
 from services.common.standalone import ServiceRpcClient
 from services.customers.service import CustomersService
 from services.forecast.service import ForecastService
@@ -151,6 +152,43 @@ def test_amendments_alarms_disputes_and_the_pool_read_indexes(rpc, people, step)
         "winner_id": zhang["id"], "note": "决策权更高"}))
     step("integrity report", lambda: c.integrity_report(wang))
     step("integrity report, admin", lambda: c.integrity_report(ADMIN))
+
+
+def test_the_read_log_the_guard_the_export_and_the_reads_report_read_indexes(rpc, people,
+                                                                             step):
+    c = rpc["customers"]
+    zhang, li, wang = people["zhang"], people["li"], people["wang"]
+    made = [c.create(zhang, {"company_name": name, "phones": [f"0755-8321{i:04d}"]})
+            for i, name in enumerate(["深圳市华强电子有限公司", "广州宏达贸易有限公司",
+                                      "东莞恒通精密机械有限公司"])]
+    step("read settings", lambda: c.get_read_settings(wang))
+    step("set the limits", lambda: c.put_read_settings(ADMIN, {"rep_hourly_limit": 2,
+                                                               "manager_hourly_limit": 300}))
+    for cust in made[:2]:
+        step("open a customer", lambda x=cust: c.open_customer(zhang, x["id"]))
+    step("open it again", lambda: c.open_customer(zhang, made[0]["id"]))
+    with pytest.raises(TooManyRequests):
+        step("open one too many", lambda: c.open_customer(zhang, made[2]["id"]))
+    step("a list page, logged", lambda: c.list_customers(zhang, {}))
+    step("a manager opens one", lambda: c.open_customer(wang, made[2]["id"]))
+    run = step("start an export", lambda: c.start_export(wang, "xlsx"))
+    first = step("export page", lambda: c.export_page(wang, run["id"], None, 2))
+    step("export page after", lambda: c.export_page(wang, run["id"], first["next"], 2))
+    step("finish the export", lambda: c.finish_export(wang, run["id"]))
+    admin_run = step("an admin's export", lambda: c.start_export(ADMIN, "csv"))
+    step("admin export page", lambda: c.export_page(ADMIN, admin_run["id"], None, 2))
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    window = {"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "to": tomorrow}
+    for actor in (wang, ADMIN):
+        for query in ({}, {"user_id": zhang["id"]}, window, {**window, "user_id": li["id"]},
+                      {"page": 2, "page_size": 1}):
+            step(f"reads report {actor['role']} {query}",
+                 lambda a=actor, q=query: c.read_report(a, q))
+    page = step("reads report page 1", lambda: c.read_report(wang, {"page_size": 2}))
+    step("reads report after", lambda: c.read_report(wang, {"page_size": 2,
+                                                            "after": page["next"]}))
+    step("reads report after, in a window", lambda: c.read_report(
+        ADMIN, {**window, "user_id": zhang["id"], "page_size": 1, "after": page["next"]}))
 
 
 def test_reminders_and_notifications_read_indexes(rpc, people, step):

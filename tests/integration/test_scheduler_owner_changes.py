@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import eventlet
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ServiceRpcClient
 
 from services.accounts.service import AccountsService
 from services.common.events import event
+from services.common.standalone import ServiceRpcClient
 from services.customers.service import CustomersService
 from services.notify.service import NotifyService
 from services.scheduler.service import SchedulerService

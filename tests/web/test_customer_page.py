@@ -148,6 +148,13 @@ def test_a_pool_customer_is_claimed_by_another_rep(new_page, fresh_rep, customer
     expect(page.get_by_text("客户已放入公海")).to_be_visible()
 
     page = login(new_page(), taker)
+    # before he claims it: why it was given up, and no phones or follow-ups
+    page.goto(f"/customers/{c['id']}")
+    expect(page.get_by_text("客户已转向竞争对手")).to_be_visible()
+    expect(page.get_by_text("公海客户的电话和邮箱认领后可见")).to_be_visible()
+    expect(page.get_by_text(c["phones"][0][3:])).to_have_count(0)
+    page.get_by_role("tab", name="跟进记录").click()
+    expect(page.get_by_text("认领后可见跟进记录")).to_be_visible()
     page.get_by_role("link", name="公海", exact=True).click()
     row = page.get_by_role("row").filter(has_text=c["company_name"])
     expect(row).to_be_visible()

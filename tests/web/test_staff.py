@@ -92,3 +92,23 @@ def _sign_in(page, person):
     page.get_by_label("用户名").fill(person.username)
     page.get_by_label("密码").fill(person.password)
     page.get_by_role("button", name="登录").click()
+
+
+def test_a_manager_reads_what_a_rep_opened(page, api, own_team, make_user):  # noqa: F811
+    team, boss = own_team
+    rep = make_user("rep", team["id"], "汤阅读")
+    mine = ok(api.post("/api/customers", rep.token, json={
+        "company_name": company(city="南京市", trade="软件有限公司"), "phones": [phone()]}), 201)
+    ok(api.get(f"/api/customers/{mine['id']}", rep.token))
+    ok(api.get("/api/customers", rep.token))
+
+    login(page, boss)
+    page.get_by_role("link", name="团队", exact=True).click()
+    row = page.get_by_role("region", name="诚信报表").get_by_role("row", name=re.compile("汤阅读"))
+    row.get_by_role("button", name="查看记录").click()
+    dialog = page.get_by_role("dialog", name="汤阅读 的查看记录")
+    expect(dialog.get_by_role("row", name=re.compile("打开客户"))).to_have_count(1)
+    expect(dialog.get_by_role("row", name=re.compile("浏览列表"))).to_have_count(1)
+    expect(dialog.get_by_role("link", name="查看该客户")).to_have_attribute(
+        "href", f"/customers/{mine['id']}")
+    shot(page, "15-reads")

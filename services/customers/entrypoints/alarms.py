@@ -7,7 +7,7 @@ from services.common.errors import Conflict
 from services.common.events import event
 from services.common.principal import Principal
 from services.common.validation import parse
-from services.customers import rules, schemas, storage, views
+from services.customers import reads, rules, schemas, storage, views
 from services.customers.entrypoints.base import RecordRpc, rpc
 
 
@@ -137,7 +137,8 @@ class AlarmRpc(RecordRpc):
                 current, actor, storage.latest_alarm(self.db, customer_id), spending=alarm["_id"]))
             return {"status": rules.POOL, "owner_id": None, "owner_name": None, "team_id": None,
                     "previous_owner_id": current["owner_id"],
-                    "previous_team_id": current.get("team_id"), "pooled_at": now}
+                    "previous_team_id": current.get("team_id"), "pooled_at": now,
+                    "abandoned": reads.abandoned_fields(alarm, actor, now)}
 
         try:
             before, after = self._editor().update(customer_id, compute)

@@ -166,7 +166,8 @@ class HandoverRpc(RecordRpc):
                      "previous_team_id": customer.get("team_id")}
             if to_pool:
                 return {**moved, "status": rules.POOL, "owner_id": None, "owner_name": None,
-                        "team_id": None, "pooled_at": now, "pool_reason": "handover"}
+                        "team_id": None, "pooled_at": now, "pool_reason": "handover",
+                        "abandoned": {"at": now, "reason": None, "note": None, "how": "handover"}}
             return {**moved, **self._owner_fields(to, now)}
 
         try:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from services.common.errors import Forbidden
 from services.common.principal import Principal
 from services.common.validation import parse
-from services.customers import referrals, rules, schemas, storage, views
-from services.customers.entrypoints.base import RecordRpc, rpc
+from services.customers import reads, referrals, rules, schemas, storage, views
+from services.customers.entrypoints.base import rpc
+from services.customers.entrypoints.reads import ReadRpc, address_of
 
 EXPORT_MAX = 1000
 
 
-class ReportRpc(RecordRpc):
+class ReportRpc(ReadRpc):
     @rpc
     def integrity_report(self, actor):
         actor = Principal.of(actor)
@@ -52,6 +53,10 @@ class ReportRpc(RecordRpc):
 
     @rpc
     def audit_trail(self, actor, customer_id, page=1, page_size=20, after=None):
+        """A customer's audit trail: its values before and after each change,
+        phones included, so reading it is opening the customer (counted by
+        the bulk-read guard, logged as a detail read)."""
+        address = address_of(actor)
         actor = Principal.of(actor)
         customer = rules.check_visible(actor, self._customer(customer_id))
         if not (actor.role == "admin" or rules.is_owner(actor, customer)
@@ -60,6 +65,8 @@ class ReportRpc(RecordRpc):
                     or customer.get("status") == rules.POOL))):
             raise Forbidden("forbidden", "the audit trail is for the owner, his manager and admins")
         paging = parse(schemas.AuditQuery, {"page": page, "page_size": page_size, "after": after})
+        self._count_open(actor, address, customer["_id"])
+        self._log(actor, address, reads.DETAIL, [customer["_id"]])
         after_seq = int(paging.after) if paging.after is not None else None
         docs, total, intact, more = storage.audit_trail(self.db, customer_id, paging.skip,
                                                       paging.page_size, after_seq)

@@ -3,8 +3,9 @@
 `claims` (the duplicate guard's keys and shared phones), `followups`,
 `audit` (the hash-chained trail), `amendments`, `alarms` (and
 abandonments), `disputes`, `stages` (the list and stage changes),
-`referrals`, `locks` (short leases that serialize edits of one record) and
-`report`. `indexes` creates every index at start.
+`referrals`, `locks` (short leases that serialize edits of one record),
+`report`, and `reads` (the read log, the bulk-read guard's counters, the
+read settings, the export runs). `indexes` creates every index at start.
 
 Every state transition is one conditional write (`find_one_and_update` on a
 status, a version or a `used_at`), so two racing requests get exactly one
@@ -65,6 +66,7 @@ from services.customers.storage.customers import (  # noqa: F401
     claim_from_pool,
     customer_exists,
     customers_after,
+    customers_page,
     find_customer,
     find_customers,
     index_name,
@@ -102,6 +104,22 @@ from services.customers.storage.locks import (  # noqa: F401
 from services.customers.storage.paging import (  # noqa: F401
     IN_CHUNK,
     OLDEST_FIRST,
+)
+from services.customers.storage.reads import (  # noqa: F401
+    count_exported,
+    ensure_read_indexes,
+    find_export,
+    find_read,
+    finish_export,
+    get_settings,
+    insert_export,
+    insert_read,
+    list_alerts,
+    list_reads,
+    mark_alerted,
+    mark_refused,
+    open_in_quota,
+    put_settings,
 )
 from services.customers.storage.referrals import (  # noqa: F401
     NODE_FIELDS,

@@ -61,6 +61,15 @@ def list_customers(db: Database, flt: dict, skip: int, limit: int,
     return docs, total, more
 
 
+def customers_page(db: Database, flt: dict, after_id: str | None,
+                   limit: int) -> tuple[list[dict], bool]:
+    """A page of `flt`, newest first, after `after_id`, without a count (an
+    export reads every page once), and whether more follow."""
+    if after_id is not None:
+        flt = after(flt, NEWEST_FIRST, {"_id": after_id})
+    return page(db.customers, flt, NEWEST_FIRST, 0, limit)
+
+
 def _slots(customer_id: str) -> tuple[int, int]:
     first = zlib.crc32(customer_id.encode()) % NAME_TERM_SLOTS
     return first, (first + 1) % NAME_TERM_SLOTS

@@ -11,6 +11,7 @@ from services.common.mongo import (
 )
 from services.customers.storage.handovers import ensure_handover_indexes
 from services.customers.storage.paging import _scoped_indexes
+from services.customers.storage.reads import ensure_read_indexes
 
 # Earlier builds split the index into 8 collections (a lookup by _id was a
 # scan on FerretDB then); ensure_indexes folds them into `name_terms`.
@@ -57,6 +58,7 @@ def ensure_indexes(db: Database) -> None:
     _fold_old_term_shards(db)
     _record_indexes(db)
     ensure_handover_indexes(db)
+    ensure_read_indexes(db)
 
 
 def _fold_old_term_shards(db: Database) -> None:

@@ -13,13 +13,15 @@ from services.customers.errors import (
     NotAllowed,
     NotVisible,
     Refused,
+    Throttled,
     to_rpc,
 )
 
 
 @pytest.mark.parametrize(("domain_error", "status", "rpc_error"), [
     (NotVisible, 404, rpc_errors.NotFound), (NotAllowed, 403, rpc_errors.Forbidden),
-    (Refused, 409, rpc_errors.Conflict), (InvalidFields, 422, rpc_errors.Invalid)])
+    (Refused, 409, rpc_errors.Conflict), (InvalidFields, 422, rpc_errors.Invalid),
+    (Throttled, 429, rpc_errors.TooManyRequests)])
 def test_each_domain_error_maps_to_one_rpc_error(domain_error, status, rpc_error):
     answer = to_rpc(domain_error("some_code", "why", {"matches": [1]}))
     assert type(answer) is rpc_error and answer.status == status

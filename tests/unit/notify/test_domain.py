@@ -99,6 +99,14 @@ def test_events_reach_the_right_people_once_each():
     assert [(d["user_id"], d["key"], d["kind"], d["title"], d["body"]) for d in asked] == [
         ("m1", "amendment_requested:am1:m1", "amendment_requested",
          "修改申请：杭州海康威视数字技术股份有限公司", "地址录错了")]
+    limit = {"user_id": "rep1", "user_name": "张伟", "team_id": "t1",
+             "hour": "2026-12-07T10:00:00+00:00", "limit": 60, "opened": 60,
+             "refused_customer_id": "c61", "address": "203.0.113.7"}
+    told = domain.read_limit(limit, ["m1", "rep1"], NOW)  # never told of himself
+    assert [(d["user_id"], d["key"], d["kind"], d["title"]) for d in told] == [
+        ("m1", "read_limit:rep1:2026-12-07T10:00:00+00:00:m1", "read_limit", "批量查看客户：张伟")]
+    assert "60" in told[0]["body"] and "203.0.113.7" in told[0]["body"]
+    assert domain.read_limit(limit, ["m1"], NOW)[0]["key"] == told[0]["key"]  # once an hour
     changed = domain.owner_changed({"customer_id": "c1", "version": 4, "old_owner_id": "rep1",
                                     "new_owner_id": "rep2", "reason": "claim",
                                     "company_name": "大疆"}, NOW)

@@ -17,6 +17,10 @@ export function errorText(error: unknown): string {
       ? t('login.tooManyMinutes', { minutes: Math.ceil(seconds / 60) })
       : t('login.tooMany', { seconds })
   }
+  if (error.code === 'read_limit') {
+    const seconds = Number(error.body.retry_after_seconds) || 3600
+    return t('errors.read_limit', { minutes: Math.ceil(seconds / 60) })
+  }
   if (has(`errors.${error.code}`)) return t(`errors.${error.code}`)
   if (error.code.startsWith('http_')) {
     return error.status >= 500 ? t('errors.service_unavailable') : t('errors.http', { status: error.status })
