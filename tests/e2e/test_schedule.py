@@ -371,3 +371,33 @@ def test_a_reassigned_customers_revisit_fires_to_the_new_owner_and_never_texts_t
     assert of_reminder(sapi, rep_a, ahead_id) == []
     assert sms.to("+86" + old_phone) == []
     assert [n["id"] for n in inbox(sapi, rep_a) if n["kind"] == "revisit"] == [shown["id"]]
+
+
+def test_after_a_handover_the_old_owner_gets_no_sms(sapi, people, sms):
+    manager = people.make("manager", "钱经理")
+    old_phone = "13800138666"
+    leaver = people.make("rep", "冯离职", phone=old_phone)
+    heir = people.make("rep", "陈接手", phone="13800138777")
+    c = sapi.post("/api/customers", leaver["token"], json={
+        "company_name": f"佛山顺德家电配件有限公司{uuid.uuid4().hex[:4]}",
+        "contacts": [{"name": "梁总", "title": "老板", "phone": "13912340000",
+                      "decision_level": 5}]})
+    assert c.status_code == 201, c.text
+    cid = c.json()["id"]
+    # fires now; he leaves it unacknowledged: its SMS would go out in 24 s
+    r = sapi.post(f"/api/customers/{cid}/revisits", leaver["token"], json={
+        "at": soon(0.5), "contact_name": "梁总", "escalate_after_minutes": 0.4})
+    assert r.status_code == 201, r.text
+    shown_id = r.json()["id"]
+    wait_for(lambda: of_reminder(sapi, leaver, shown_id), what="his revisit shown")
+
+    job = sapi.post(f"/api/users/{leaver['id']}/handover", manager["token"],
+                    json={"to": heir["id"]})
+    assert job.status_code == 202, job.text
+    wait_for(lambda: sapi.get(f"/api/handovers/{job.json()['id']}", manager["token"])
+             .json()["status"] == "done", what="the handover")
+    item = wait_for(lambda: [n for n in of_reminder(sapi, leaver, shown_id)
+                             if n["sms"]["status"] != "scheduled"], timeout=40,
+                    what="his escalation decided")[0]
+    assert item["sms"]["status"] == "cancelled" and item["sms"]["attempts"] == []
+    assert sms.to("+86" + old_phone) == []

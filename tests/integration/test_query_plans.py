@@ -31,7 +31,9 @@ SERVICES = ("accounts", "customers", "scheduler", "notify", "knowledge", "foreca
 def rpc(container_factory, service_config):
     for cls in (AccountsService, CustomersService, SchedulerService, NotifyService,
                 KnowledgeService, ForecastService):
-        container_factory(cls, service_config).start()
+        # the handover timer's look for a job (indexed: status_lease) would
+        # land in any step's recording; it runs once at start here
+        container_factory(cls, {**service_config, "HANDOVER_POLL_SECONDS": 3600}).start()
     clients = [ServiceRpcClient(name) for name in SERVICES]
     entered = [c.__enter__() for c in clients]
     yield dict(zip(SERVICES, entered, strict=True))
