@@ -190,6 +190,11 @@ def test_a_leaving_reps_book_is_spread_over_two_colleagues(api, db, make_user, m
                          json={"changes": {"industry": "外贸"}, "reason": "补充行业"}).json()
     alarm = api.post(f"/api/customers/{ids[1]}/alarms", leaver.token,
                      json={"reason": "客户一直不回电话"}).json()
+    claimant = make_user("rep", team["id"], "蒋争单")
+    dispute = api.post(f"/api/customers/{ids[2]}/disputes", claimant.token, json={
+        "contact": {"name": "吴总", "title": "董事长", "decision_level": 5},
+        "note": "我们上周已经和董事长谈过"})
+    assert dispute.status_code == 201, dispute.text
     assert api.patch(f"/api/users/{leaver.id}", manager.token,
                      json={"active": False}).status_code == 200
 
@@ -223,6 +228,7 @@ def test_a_leaving_reps_book_is_spread_over_two_colleagues(api, db, make_user, m
         assert handovers[0]["actor"]["id"] == manager.id
     assert db.amendments.find_one({"_id": amendment["id"]})["status"] == "void"
     assert db.alarms.find_one({"_id": alarm["id"]})["status"] == "void"
+    assert db.disputes.find_one({"_id": dispute.json()["id"]})["status"] == "void"
 
 
 def test_handover_to_the_pool_and_of_chosen_customers(api, db, make_user, admin, team):

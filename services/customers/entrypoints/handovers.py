@@ -201,14 +201,22 @@ class HandoverRpc(RecordRpc):
         jobs.finish_item(self.db, item, "done", now)
 
     def _void_open_work(self, actor: Principal, customer_id: str, from_id: str, now) -> None:
-        """What the leaving owner had asked for is void: his pending
-        amendments and his open alarm (the new owner raises his own)."""
+        """What was pending about the leaving owner is void: his amendments,
+        his open alarm (the new owner raises his own), disputes against him
+        (entrypoints/disputes.py's `_void_dispute`)."""
         note = {"decided_by": {"id": actor.id, "name": actor.name}, "decided_at": now,
                 "void_reason": "handover"}
         for amendment in jobs.void_pending_amendments(self.db, customer_id, note):
             self._audit(customer_id, actor, "amendment_voided",
                         {"amendment_id": amendment["_id"], "status": "pending"},
                         {"amendment_id": amendment["_id"], "status": "void"}, now)
+        disputes = jobs.open_disputes(self.db, customer_id, from_id)
+        if disputes:
+            # A claim against him is moot: the customer is no longer his. The
+            # claimant may file again against the new owner.
+            customer = self._customer(customer_id)
+            for dispute in disputes:
+                self._void_dispute(actor, dispute, customer)
         alarm = storage.open_alarm_of(self.db, customer_id)
         if alarm is not None and alarm.get("owner_id") == from_id:
             voided = storage.void_alarm(self.db, alarm["_id"], rules.ALARM_OPEN, {

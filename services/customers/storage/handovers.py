@@ -138,3 +138,10 @@ def open_work(db: Database, customer_ids: list[str]) -> dict:
         amendments += db.amendments.count_documents({"customer_id": {"$in": chunk},
                                                      "status": "pending"})
     return {"open_alarms": alarms, "pending_amendments": amendments}
+
+
+def open_disputes(db: Database, customer_id: str, owner_id: str) -> list[dict]:
+    """Disputes against the leaving owner over this customer (his disputes
+    are few: the owner's index range)."""
+    return list(db.disputes.find({"owner_id": owner_id, "customer_id": customer_id,
+                                  "status": "open"}))
