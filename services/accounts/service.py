@@ -201,6 +201,8 @@ class AccountsService(ServiceBase):
             raise NotFound("not_found", "user not found")
         domain.check_may_unlock(actor, doc)
         storage.clear_username(self.db, throttle.normalize_username(doc["username"]))
+        storage.append_user_audit(self.db, doc["_id"], actor.as_dict(), "unlock", None, None,
+                                  self.clock.now())
         return storage.public_user(doc)
 
     @ConfigTimer.decorator("LOGIN_FORGET_CHECK_SECONDS", 600.0)

@@ -130,6 +130,9 @@ def test_an_unlock_lets_a_locked_user_in_at_once(api, make_user, team, manager, 
     assert r.status_code == 200, r.text
     assert time.monotonic() < lock_runs_until  # the lock had not run out
     assert api.post(path, admin.token).status_code == 200  # an admin unlocks anyone
+    history = api.get(f"/api/users/{user.id}/history", manager.token).json()["items"]
+    assert [(h["action"], h["actor"]["id"]) for h in history[:2]] == [
+        ("unlock", admin.id), ("unlock", manager.id)]
 
 
 @pytest.mark.parametrize("password,why", [
