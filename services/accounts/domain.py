@@ -76,6 +76,16 @@ def check_may_reset_password(actor: Principal, target: dict) -> None:
     raise Forbidden("forbidden", "only an admin or the user's manager resets a password")
 
 
+# What a user always has: a PATCH may change these, never clear them.
+REQUIRED_FIELDS = {"name": "a user has a name", "role": "rep, manager or admin",
+                   "active": "true or false"}
+
+
+def cleared_required(requested: dict) -> dict[str, str]:
+    """The fields a PATCH sets to null that a user cannot be without."""
+    return {k: why for k, why in REQUIRED_FIELDS.items() if k in requested and requested[k] is None}
+
+
 def user_changes(before: dict, requested: dict) -> dict:
     """The requested fields that differ from the stored user."""
     current = {**before, "active": before.get("active", True)}

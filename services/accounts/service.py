@@ -328,8 +328,9 @@ class AccountsService(ServiceBase):
         data = parse(schemas.UserPatchIn, body)
         before = self._target(user_id)
         requested = data.model_dump(exclude_unset=True)
-        if "active" in requested and requested["active"] is None:
-            raise Invalid.fields({"active": "true or false"})
+        cleared = domain.cleared_required(requested)
+        if cleared:
+            raise Invalid.fields(cleared)
         domain.check_may_change_user(actor, before, requested)
         changes = domain.user_changes(before, requested)
         if changes.get("team_id") and storage.find_team(self.db, changes["team_id"]) is None:

@@ -87,6 +87,9 @@ def test_who_may_change_whom(api, make_user, manager, other_manager, team, other
     assert r.status_code == 403
     r = api.patch(f"/api/users/{admin.id}", admin.token, json={"active": False})
     assert r.status_code == 403 and r.json()["error"] == "cannot_lock_self_out"
+    for cleared in ({"name": None}, {"active": None}, {"role": None}):
+        r = api.patch(f"/api/users/{rep.id}", admin.token, json=cleared)
+        assert r.status_code == 422 and set(r.json()["fields"]) == set(cleared), r.text
     r = api.patch(f"/api/users/{rep.id}", admin.token, json={"team_id": "nope"})
     assert r.status_code == 422 and "team_id" in r.json()["fields"]
     # an admin moves him to another team: his old token (old team) stops working

@@ -58,6 +58,22 @@ class RecordRpc(ServiceBase):
             payload["event_id"] = event_id
         self.dispatch("OwnerChanged", payload)
 
+    def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None,
+                      status: str = rules.DISPUTE_OPEN) -> None:
+        """Close a dispute overtaken by an owner change (a resolve that finds it
+        stale, a handover): left open, it would
+        keep its claimant from filing again and answer every resolve with 409."""
+        now = self.clock.now()
+        voided = storage.void_dispute(self.db, dispute["_id"], status, {
+            "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
+            "resolution_note": "the customer changed hands before the dispute was settled"})
+        if voided is None or customer is None:
+            return  # settled by someone else meanwhile, or nothing to audit on
+        self._audit(customer["_id"], actor, "dispute_voided",
+                    {"dispute_id": dispute["_id"], "owner_id": dispute["owner_id"]},
+                    {"dispute_id": dispute["_id"], "owner_id": customer.get("owner_id"),
+                     "status": customer.get("status")}, now)
+
     def _owner_fields(self, user: dict, now) -> dict:
         # owner_since: an alarm raised before it is no licence for the new owner
         return {"owner_id": user["id"], "owner_name": user.get("name"),

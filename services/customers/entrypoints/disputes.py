@@ -90,21 +90,6 @@ class DisputeRpc(RecordRpc):
             self._owner_changed(before, after, "dispute", actor)
         return views.dispute_out(resolved)
 
-    def _void_dispute(self, actor: Principal, dispute: dict, customer: dict | None,
-                      status: str = rules.DISPUTE_OPEN) -> None:
-        """Close a dispute overtaken by an owner change: left open, it would
-        keep its claimant from filing again and answer every resolve with 409."""
-        now = self.clock.now()
-        voided = storage.void_dispute(self.db, dispute["_id"], status, {
-            "resolved_by": actor.id, "resolved_by_name": actor.name, "resolved_at": now,
-            "resolution_note": "the customer changed hands before the dispute was settled"})
-        if voided is None or customer is None:
-            return  # settled by someone else meanwhile, or nothing to audit on
-        self._audit(customer["_id"], actor, "dispute_voided",
-                    {"dispute_id": dispute["_id"], "owner_id": dispute["owner_id"]},
-                    {"dispute_id": dispute["_id"], "owner_id": customer.get("owner_id"),
-                     "status": customer.get("status")}, now)
-
     @rpc
     def list_disputes(self, actor, query=None):
         actor = Principal.of(actor)

@@ -203,7 +203,7 @@ class HandoverRpc(RecordRpc):
     def _void_open_work(self, actor: Principal, customer_id: str, from_id: str, now) -> None:
         """What was pending about the leaving owner is void: his amendments,
         his open alarm (the new owner raises his own), disputes against him
-        (entrypoints/disputes.py's `_void_dispute`)."""
+        (`_void_dispute`, shared in base.py)."""
         note = {"decided_by": {"id": actor.id, "name": actor.name}, "decided_at": now,
                 "void_reason": "handover"}
         for amendment in jobs.void_pending_amendments(self.db, customer_id, note):

@@ -63,3 +63,10 @@ def test_password_resets_by_admin_or_his_manager():
 
 def test_session_state_defaults_for_users_stored_before_it_existed():
     assert domain.session_state({"_id": "x"}) == {"active": True, "generation": 0}
+
+
+def test_a_patch_cannot_clear_a_name_a_role_or_activity():
+    assert domain.cleared_required({"name": None, "phone": None, "active": False}) == {
+        "name": "a user has a name"}
+    assert set(domain.cleared_required({"role": None, "active": None})) == {"role", "active"}
+    assert domain.cleared_required({"phone": None, "team_id": None}) == {}
